@@ -1,0 +1,80 @@
+"""The pinned canonical JSON form of an audit entry body (pure; stdlib only; sandbox-safe).
+
+``canonical(value)`` is ``json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+allow_nan=False)`` encoded as UTF-8, restricted to the values on which that output equals
+RFC 8785 (JCS):
+
+- no floats at all (JCS number formatting differs from Python's ``repr``; use ints or strings);
+- ints within +/- 2**53 (I-JSON safe range; beyond it JCS would round through a double);
+- object keys must be ``str`` and ASCII (JCS sorts by UTF-16 code units, Python by code points;
+  the orders agree on ASCII);
+- strings must be valid Unicode (no lone surrogates);
+- only dict, list/tuple, str, int, bool and None.
+
+On those values Python escapes exactly what JCS escapes (``"``, ``\\``, and U+0000..U+001F, with
+the short forms ``\\b \\t \\n \\f \\r`` and lowercase ``\\u00xx`` otherwise) and leaves everything
+else, including U+2028/U+2029 and U+007F, literal.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+MAX_SAFE_INT = 2**53
+
+__all__ = ["MAX_SAFE_INT", "CanonicalError", "canonical", "check_canonicalizable"]
+
+
+class CanonicalError(ValueError):
+    """A value outside the canonicalizable subset; the message names the JSON path."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = path
+        self.problem = problem
+
+
+def _check(value: Any, path: str) -> None:
+    # bool before int: bool is a subclass of int.
+    if value is None or value is True or value is False:
+        return
+    t = type(value)
+    if t is str:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise CanonicalError(path, "string is not valid Unicode (lone surrogate)") from None
+        return
+    if t is int:
+        if -MAX_SAFE_INT <= value <= MAX_SAFE_INT:
+            return
+        raise CanonicalError(path, f"integer {value} outside +/-2**53")
+    if t is dict:
+        for k, v in value.items():
+            if type(k) is not str:
+                raise CanonicalError(path, f"object key {k!r} is not a string")
+            if not k.isascii():
+                raise CanonicalError(path, f"object key {k!r} is not ASCII")
+            _check(v, f"{path}.{k}")
+        return
+    if t is list or t is tuple:
+        for i, v in enumerate(value):
+            _check(v, f"{path}[{i}]")
+        return
+    if isinstance(value, float):
+        raise CanonicalError(path, f"float {value!r} not allowed (use an int or a string)")
+    raise CanonicalError(path, f"type {type(value).__name__} not allowed")
+
+
+def check_canonicalizable(value: Any, path: str = "$") -> None:
+    """Raise CanonicalError (naming the path) unless ``value`` is in the pinned subset."""
+    _check(value, path)
+
+
+def canonical(value: Any) -> bytes:
+    """The canonical UTF-8 bytes of ``value`` (equal to RFC 8785 JCS on the allowed subset)."""
+    _check(value, "$")
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")

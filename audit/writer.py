@@ -1,0 +1,262 @@
+"""Durable append-only writer of audit entries (runs in the worker's activity, never in workflows).
+
+Every writer instance owns one segment file ``<dir>/segment-<host>-<pid>-<startstamp>.jsonl`` so
+concurrent workers never interleave. Lines are rendered by a dedicated structlog logger (not the
+application logger) whose minimal sink only collects bytes; :meth:`AuditWriter.append` then writes
+the whole batch with one ``os.write`` (looping only on short writes of that same buffer) and one
+``fsync`` before returning. Any write/fsync failure poisons the segment: it is closed and never
+written again, a CRITICAL line goes to the application log, :class:`AuditWriteError` is raised,
+and the next append starts a fresh segment. A segment whose last line is torn (no newline, e.g.
+after a crash mid-write) is never appended to.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import socket
+import threading
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import structlog
+
+from audit.chain import is_hex64, recompute_hash
+from audit.reader import has_torn_tail
+
+__all__ = ["AuditWriteError", "AuditWriter", "render_line"]
+
+_app_log = structlog.get_logger("docket.audit.writer")
+
+_LINE_KEY_ORDER = (
+    "@timestamp",
+    "message",
+    "event",
+    "user",
+    "organization",
+    "docket",
+    "prev_hash",
+    "hash",
+    "writer",
+)
+_UNSAFE_HOST = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class AuditWriteError(Exception):
+    """The batch is not durable. ``path`` is the (now poisoned) segment, if one was involved."""
+
+    def __init__(self, reason: str, path: str | os.PathLike[str] | None) -> None:
+        self.reason = reason
+        self.path = str(path) if path is not None else None
+        super().__init__(f"audit write failed: {reason} (segment {self.path})")
+
+
+def render_line(entry: Mapping[str, Any]) -> bytes:
+    """One JSON line: UTF-8, unescaped non-ASCII, U+2028/U+2029 escaped, trailing newline."""
+    ordered = {k: entry[k] for k in _LINE_KEY_ORDER if k in entry}
+    for k, v in entry.items():
+        if k not in ordered:
+            ordered[k] = v
+    raw = orjson.dumps(ordered)
+    # JSON allows both literally, but some line readers (JavaScript, editors) split on them.
+    if b"\xe2\x80\xa8" in raw or b"\xe2\x80\xa9" in raw:
+        raw = raw.replace(b"\xe2\x80\xa8", b"\\u2028").replace(b"\xe2\x80\xa9", b"\\u2029")
+    return raw + b"\n"
+
+
+def _render(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> bytes:
+    return render_line(event_dict)
+
+
+class _LineSink:
+    """The minimal logger behind the audit structlog logger: it collects rendered lines.
+
+    The writer drains it and performs the single ``os.write`` per batch.
+    """
+
+    def __init__(self) -> None:
+        self.pending: list[bytes] = []
+
+    def msg(self, line: bytes) -> None:
+        self.pending.append(line)
+
+    info = msg
+
+    def drain(self) -> bytes:
+        data = b"".join(self.pending)
+        self.pending.clear()
+        return data
+
+
+class AuditWriter:
+    """Append audit entries durably to this process's own segment under ``directory``.
+
+    ``fsync`` and ``write`` are injectable only so tests can produce faults a real disk will not
+    produce on demand (fsync EIO, ENOSPC). Thread-safe; blocking (call it from a sync activity or
+    a thread, not from the event loop).
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        host: str | None = None,
+        fsync: Callable[[int], None] = os.fsync,
+        write: Callable[[int, bytes], int] = os.write,
+    ) -> None:
+        self.directory = Path(directory)
+        self.host = _UNSAFE_HOST.sub("_", host or socket.gethostname()) or "host"
+        self._fsync = fsync
+        self._write = write
+        self._lock = threading.Lock()
+        self._fd: int | None = None
+        self._path: Path | None = None
+        self.poisoned: list[Path] = []
+        self._sink = _LineSink()
+        self._log: Any = structlog.wrap_logger(
+            self._sink,
+            processors=[
+                self._add_writer_metadata,
+                structlog.processors.EventRenamer("message", replace_by="_event"),
+                _render,
+            ],
+            wrapper_class=structlog.BoundLogger,
+            context_class=dict,
+            cache_logger_on_first_use=False,
+        )
+
+    # -- public -------------------------------------------------------------------------------
+
+    @property
+    def segment_path(self) -> Path | None:
+        """The segment currently open for appending (None before the first append)."""
+        return self._path
+
+    def append(self, entries: Iterable[Mapping[str, Any]], attempt: int) -> None:
+        """Write a batch of complete entries (with prev_hash/hash) durably, or raise.
+
+        Raises ValueError for malformed entries (nothing written) and AuditWriteError when the
+        batch may not be durable (the segment is poisoned; retry the whole batch: identical
+        re-writes are dropped by readers as duplicates).
+        """
+        batch = list(entries)
+        for entry in batch:
+            _check_entry(entry)
+        if not batch:
+            return
+        with self._lock:
+            fd, path = self._ensure_open()
+            try:
+                for entry in batch:
+                    fields = {k: v for k, v in entry.items() if k not in ("message", "event")}
+                    self._log.info(
+                        entry["message"], _event=entry["event"], _attempt=attempt, **fields
+                    )
+                data = self._sink.drain()
+            except Exception:
+                self._sink.pending.clear()
+                raise
+            try:
+                done = 0
+                while done < len(data):  # short writes: continue the same buffer only
+                    n = self._write(fd, data[done:] if done else data)
+                    if n <= 0:
+                        raise OSError("os.write wrote 0 bytes")
+                    done += n
+                self._fsync(fd)
+            except OSError as exc:
+                self._poison(fd, path, exc)
+                raise AuditWriteError(f"{type(exc).__name__}: {exc}", path) from exc
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+    def __enter__(self) -> AuditWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _add_writer_metadata(
+        self, _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        event_dict["writer"] = {
+            "host": self.host,
+            "pid": os.getpid(),
+            "attempt": event_dict.pop("_attempt"),
+            "written_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "segment": self._path.name if self._path is not None else None,
+        }
+        return event_dict
+
+    def _ensure_open(self) -> tuple[int, Path]:
+        if self._fd is not None and self._path is not None:
+            return self._fd, self._path
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            path = self._choose_path()
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        except OSError as exc:
+            _app_log.critical(
+                "audit_segment_open_failed", directory=str(self.directory), error=str(exc)
+            )
+            raise AuditWriteError(f"cannot open segment: {exc}", self.directory) from exc
+        try:
+            self._fsync(fd)
+            dfd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                self._fsync(dfd)
+            finally:
+                os.close(dfd)
+        except OSError as exc:
+            self._poison(fd, path, exc)
+            raise AuditWriteError(f"cannot make segment durable: {exc}", path) from exc
+        self._fd, self._path = fd, path
+        return fd, path
+
+    def _choose_path(self) -> Path:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        base = f"segment-{self.host}-{os.getpid()}-{stamp}"
+        n = 0
+        while True:
+            path = self.directory / (f"{base}.jsonl" if n == 0 else f"{base}-{n}.jsonl")
+            n += 1
+            if path in self.poisoned:
+                continue
+            if path.exists() and has_torn_tail(path):
+                # Never append after a torn line: it would glue two entries into one line.
+                _app_log.warning("audit_segment_torn_tail_skipped", path=str(path))
+                continue
+            return path  # new, or our own clean segment (append-only reopen is safe)
+
+    def _poison(self, fd: int, path: Path, exc: BaseException) -> None:
+        self.poisoned.append(path)
+        self._fd = None
+        self._path = None
+        with contextlib.suppress(OSError):
+            os.close(fd)
+        _app_log.critical(
+            "audit_write_failed_segment_poisoned",
+            path=str(path),
+            error=f"{type(exc).__name__}: {exc}",
+            errno=getattr(exc, "errno", None),
+        )
+
+
+def _check_entry(entry: Mapping[str, Any]) -> None:
+    for key in ("message", "event", "prev_hash", "hash"):
+        if key not in entry:
+            raise ValueError(f"audit entry lacks {key!r}; build it with audit.entry.build_entry")
+    if not is_hex64(entry["prev_hash"]) or not is_hex64(entry["hash"]):
+        raise ValueError("audit entry prev_hash/hash must be 64 lowercase hex characters")
+    if recompute_hash(entry) != entry["hash"]:
+        raise ValueError(f"audit entry {entry['event'].get('id')!r}: hash does not match its body")
