@@ -32,17 +32,7 @@ __all__ = ["AuditWriteError", "AuditWriter", "render_line"]
 
 _app_log = structlog.get_logger("docket.audit.writer")
 
-_LINE_KEY_ORDER = (
-    "@timestamp",
-    "message",
-    "event",
-    "user",
-    "organization",
-    "docket",
-    "prev_hash",
-    "hash",
-    "writer",
-)
+_CHAIN_KEYS = ("prev_hash", "hash", "writer")
 _UNSAFE_HOST = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -56,12 +46,15 @@ class AuditWriteError(Exception):
 
 
 def render_line(entry: Mapping[str, Any]) -> bytes:
-    """One JSON line: UTF-8, unescaped non-ASCII, U+2028/U+2029 escaped, trailing newline."""
-    ordered = {k: entry[k] for k in _LINE_KEY_ORDER if k in entry}
-    for k, v in entry.items():
-        if k not in ordered:
-            ordered[k] = v
-    raw = orjson.dumps(ordered)
+    """One JSON line: the hashed body with keys sorted (so it reads like the canonical form and
+    verifiers can take a fast path), then prev_hash, hash and writer; UTF-8 with non-ASCII
+    unescaped, U+2028/U+2029 escaped, trailing newline.
+    """
+    body = {k: v for k, v in entry.items() if k not in _CHAIN_KEYS}
+    raw = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+    tail = {k: entry[k] for k in _CHAIN_KEYS if k in entry}
+    if tail:
+        raw = raw[:-1] + (b"," if body else b"") + orjson.dumps(tail)[1:]
     # JSON allows both literally, but some line readers (JavaScript, editors) split on them.
     if b"\xe2\x80\xa8" in raw or b"\xe2\x80\xa9" in raw:
         raw = raw.replace(b"\xe2\x80\xa8", b"\\u2028").replace(b"\xe2\x80\xa9", b"\\u2029")
