@@ -1,0 +1,40 @@
+"""The audit-write activity: makes a transition's entry durable before the workflow moves on.
+
+Entries are computed (and hash-chained) in workflow code; this activity only appends them
+through `audit.writer.AuditWriter` (one segment per worker process, fsync before returning).
+A retry may write an entry twice: readers drop identical duplicates. A failed write raises,
+so the workflow does not advance; the failure shows in the UI as a failing activity.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from audit.writer import AuditWriteError, AuditWriter
+
+
+class AuditActivities:
+    def __init__(self, writer: AuditWriter) -> None:
+        self.writer = writer
+
+    @activity.defn(name="write_audit_entries")
+    async def write_entries(self, entries: list[dict[str, Any]]) -> None:
+        """Append `entries` durably (one write, one fsync) or fail."""
+        attempt = activity.info().attempt
+        try:
+            await asyncio.to_thread(self.writer.append, entries, attempt)
+        except AuditWriteError as exc:
+            # Retryable: the writer abandons the failed segment and the next attempt opens a
+            # fresh one. Never silent: every attempt's failure is on the activity in the UI.
+            raise ApplicationError(
+                f"audit log write failed, transition not applied: {exc}",
+                type="AuditWriteError",
+            ) from exc
+        except ValueError as exc:  # a malformed entry is a bug: retrying cannot help
+            raise ApplicationError(
+                f"malformed audit entry: {exc}", type="MalformedAuditEntry", non_retryable=True
+            ) from exc

@@ -1,0 +1,725 @@
+"""One request as a pure, deterministic case: facts, command checks, planned transitions.
+
+The workflow owns a `Case` and drives it; nothing here does I/O or reads a clock (times come
+in as arguments, from `workflow.now()`). A transition is *planned* first (facts copied and
+changed, the lifecycle picks the next state, the audit entry is built and chained) and
+*committed* only after its audit entry is durable. Update validators run the same planning
+code, so a command that would be refused leaves no trace.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from audit.entry import ChainHead, build_entry
+from docket.lifecycle import (
+    INITIAL,
+    GuardFacts,
+    InvalidTransition,
+    Lifecycle,
+    Outcome,
+    Role,
+    State,
+    TransitionSpec,
+    allowed_triggers,
+    roles_for,
+    sources_for,
+)
+from docket.models import (
+    Acknowledge,
+    Actor,
+    Command,
+    DecideAppeal,
+    FileAppeal,
+    ItemEffect,
+    Model,
+    Order,
+    ProvideInfo,
+    Receipt,
+    ReportEffect,
+    RequestInfo,
+    utc_iso,
+)
+from docket.reference import Authority, Category, LegalBasis, Platform, SlaPolicy
+from docket.verification import UNREACHABLE, Evidence, Observation
+
+# Claims that say the content is gone (everywhere, or where it was restricted).
+GONE_CLAIMS = frozenset({"removed_globally", "restricted", "already_removed", "not_found"})
+EFFECT_CLAIMS = frozenset({"removed_globally", "restricted", "already_removed"})
+DECISIONS = GONE_CLAIMS | {"declined"}
+
+
+class RequestInput(Model):
+    """Everything a run needs, resolved at submission: the order and a snapshot of the
+    reference data it relies on (so the policy applied is recorded and never changes under a
+    running request). It holds no secret: platforms are named, credentials stay in the worker."""
+
+    request_id: str
+    order: Order
+    submitted_by: Actor
+    fingerprint: str
+    authority: Authority
+    platform: Platform
+    policy: SlaPolicy
+    legal_bases: tuple[LegalBasis, ...]
+    categories: tuple[Category, ...]
+    vantages: tuple[str, ...] = ("control",)
+
+
+class RequestResult(Model):
+    """What a finished run returns: the outcome and the audit anchor (count and head hash)."""
+
+    request_id: str
+    state: str
+    outcome: str | None
+    item_outcomes: dict[str, str]
+    audit_count: int
+    audit_head: str
+
+
+class CommandRejected(Exception):
+    """A command refused before anything happened; the message says why and what is allowed."""
+
+    def __init__(self, message: str, state: State, roles: Sequence[Role] | None = None) -> None:
+        allowed = allowed_triggers(state, roles) if roles is not None else ()
+        allowed_all = allowed_triggers(state)
+        hint = f"state is {state.value!r}; allowed now: {', '.join(allowed_all) or 'nothing'}"
+        if roles is not None:
+            hint += f"; for roles {', '.join(sorted(roles))}: {', '.join(allowed) or 'nothing'}"
+        super().__init__(f"{message} ({hint})")
+        self.state = state
+        self.reason = message
+
+
+@dataclass
+class ItemRecord:
+    item_id: str
+    url: str
+    category: str
+    content_type: str
+    claim: dict[str, Any] | None = None  # the platform's last decision (ItemEffect as JSON)
+    claim_by: str | None = None
+    observations: dict[str, dict[str, Any]] = field(default_factory=dict)  # vantage -> evidence
+    baseline: dict[str, Any] | None = None
+    reinstated: bool = False
+
+    @property
+    def effect(self) -> str | None:
+        return None if self.claim is None else str(self.claim["effect"])
+
+    @property
+    def decided(self) -> bool:
+        return self.effect in DECISIONS
+
+    def verification(self, vantages: Sequence[str]) -> str:
+        """confirmed | disagrees | inconclusive | not_applicable: claim against observation."""
+        effect = self.effect
+        if effect not in GONE_CLAIMS:
+            return "not_applicable"
+        relevant = list(vantages)
+        if effect == "restricted" and self.claim is not None:
+            inside = [v for v in vantages if v in self.claim.get("restricted_in", ())]
+            relevant = inside or [v for v in vantages if v != "control"] or relevant
+        seen = [self.observations.get(v) for v in relevant]
+        observed = [Observation(o["observation"]) for o in seen if o is not None]
+        if any(o is Observation.AVAILABLE for o in observed):
+            return "disagrees"
+        if observed and len(observed) == len(relevant) and all(o in UNREACHABLE for o in observed):
+            return "confirmed"
+        return "inconclusive"
+
+
+@dataclass
+class AppealRecord:
+    appeal_id: str
+    appellant_type: str
+    filed_by: str
+    target_items: tuple[str, ...]
+    against: str  # "removal" or "decline"
+    grounds: str
+    filed_at: str
+    prior_state: str
+    outcome: str | None = None
+    reviewer: str | None = None
+    reversed_items: tuple[str, ...] = ()
+    decided_at: str | None = None
+
+
+@dataclass
+class CaseFacts(GuardFacts):
+    """The facts guards read and transitions change. Copied per planned transition."""
+
+    policy: SlaPolicy
+    vantages: tuple[str, ...]
+    items: dict[str, ItemRecord]
+    maker_id: str
+    approver_id: str | None = None
+    ticket: str | None = None
+    sent_at: datetime | None = None
+    received_at: datetime | None = None
+    acknowledged_at: datetime | None = None
+    due_at: datetime | None = None  # the running SLA clock's deadline, if any
+    info_question: str | None = None
+    info_paused_at: datetime | None = None
+    appeals: list[AppealRecord] = field(default_factory=list)
+    rechecks_done: int = 0
+    delivery_error: str | None = None
+    sla_breached: bool = False
+
+    # guards (see docket.lifecycle.GUARDS)
+    def all_items_decided(self) -> bool:
+        return all(item.decided for item in self.items.values())
+
+    def has_second_notice(self) -> bool:
+        return self.policy.second_notice_within is not None
+
+    def has_disagreement(self) -> bool:
+        return any(i.verification(self.vantages) == "disagrees" for i in self.items.values())
+
+    def any_effect(self) -> bool:
+        return any(i.effect in EFFECT_CLAIMS for i in self.items.values())
+
+    def fully_complied(self) -> bool:
+        return all(i.effect in GONE_CLAIMS for i in self.items.values())
+
+    def _decided_appeal(self) -> AppealRecord | None:
+        if self.appeals and self.appeals[-1].outcome is not None:
+            return self.appeals[-1]
+        return None
+
+    def appeal_reversed_removal(self) -> bool:
+        appeal = self._decided_appeal()
+        return bool(appeal and appeal.reversed_items and appeal.against == "removal")
+
+    def appeal_reversed_decline(self) -> bool:
+        appeal = self._decided_appeal()
+        return bool(appeal and appeal.reversed_items and appeal.against == "decline")
+
+    def prior_monitoring(self) -> bool:
+        return bool(self.appeals and self.appeals[-1].prior_state == State.MONITORING.value)
+
+    @property
+    def open_appeal(self) -> AppealRecord | None:
+        if self.appeals and self.appeals[-1].outcome is None:
+            return self.appeals[-1]
+        return None
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A transition computed but not yet applied: commit it once `entry` is durable."""
+
+    spec: TransitionSpec | None  # None for the submission entry
+    from_state: State | None
+    to_state: State
+    facts: CaseFacts
+    entry: dict[str, Any]
+    chain: ChainHead
+    outcome: Outcome | None
+    actor: Actor
+
+    def receipt(self, request_id: str) -> Receipt:
+        return Receipt(
+            request_id=request_id,
+            trigger=str(self.entry["event"]["action"]),
+            from_state=self.from_state.value if self.from_state else "none",
+            state=self.to_state.value,
+            sequence=self.chain.sequence,
+            hash=self.chain.head_hash,
+            outcome=self.outcome.value if self.outcome else None,
+        )
+
+
+class Case:
+    """A request's state, facts and audit chain head."""
+
+    def __init__(self, request: RequestInput) -> None:
+        self.request = request
+        self.request_id = request.request_id
+        self.lifecycle = Lifecycle()
+        self.state: State | None = None
+        self.outcome: Outcome | None = None
+        self.chain = ChainHead.genesis(request.request_id)
+        self.facts = CaseFacts(
+            policy=request.policy,
+            vantages=request.vantages,
+            items={
+                item.item_id: ItemRecord(
+                    item_id=item.item_id,
+                    url=item.url,
+                    category=item.category,
+                    content_type=item.content_type,
+                )
+                for item in request.order.items
+            },
+            maker_id=request.order.officer,
+        )
+        self.timeline: list[dict[str, Any]] = []
+
+    # --- queries --------------------------------------------------------------------------
+
+    @property
+    def current(self) -> State:
+        if self.state is None:
+            raise RuntimeError("the case has not been submitted yet")
+        return self.state
+
+    @property
+    def closed(self) -> bool:
+        return self.state is State.CLOSED
+
+    def item_outcomes(self) -> dict[str, str]:
+        return item_outcomes(self.facts)
+
+    # --- planning -------------------------------------------------------------------------
+
+    def plan_submission(self, now: datetime, baseline: Sequence[Evidence]) -> Planned:
+        facts = copy.deepcopy(self.facts)
+        for evidence in baseline:
+            facts.items[evidence.item_id].baseline = evidence.model_dump(mode="json")
+        order = self.request.order
+        request_summary = {
+            "authority": order.authority,
+            "authority_name": self.request.authority.name,
+            "reference": order.reference,
+            "platform": order.platform,
+            "legal_bases": [
+                {
+                    "basis": c.basis,
+                    "instrument": _instrument(self.request, c.basis),
+                    "article": c.provision,
+                }
+                for c in order.legal_bases
+            ],
+            "categories": list(order.categories),
+            "territorial_scope": list(order.territorial_scope),
+            "sla_policy": self.request.policy.id,
+            "priority": order.priority,
+            "language": order.language,
+            "channel": order.channel,
+            "item_count": len(order.items),
+            "fingerprint": self.request.fingerprint,
+            "issued_at": utc_iso(order.issued_at),
+        }
+        items = [
+            {
+                "item_id": i.item_id,
+                "url": i.url,
+                "platform": order.platform,
+                "category": i.category,
+                "content_type": i.content_type,
+                "reason": i.reason,
+            }
+            for i in order.items
+        ]
+        return self._build(
+            None,
+            None,
+            INITIAL,
+            facts,
+            self.request.submitted_by,
+            order.statement_of_reasons,
+            now,
+            items=items,
+            request=request_summary,
+            evidence=[e.model_dump(mode="json") for e in baseline] or None,
+            data={"phase": "baseline"} if baseline else None,
+        )
+
+    def check(self, command: Command, now: datetime) -> Planned:
+        """Plan `command` or raise CommandRejected; the validator and the handler both call it."""
+        return self.plan_command(command, now)
+
+    def plan_command(self, command: Command, now: datetime) -> Planned:
+        state = self.current
+        trigger = command.trigger
+        actor = command.actor
+        if state not in sources_for(trigger):
+            raise CommandRejected(f"{trigger!r} is not allowed in state {state.value!r}", state)
+        roles = roles_for(trigger)
+        if not actor.has_any(roles):
+            raise CommandRejected(
+                f"{actor.id} ({', '.join(actor.roles)}) may not {trigger}; "
+                f"it needs one of the roles: {', '.join(sorted(roles))}",
+                state,
+                actor.roles,
+            )
+        facts = copy.deepcopy(self.facts)
+        extra = self._apply_command(command, facts, now, state)
+        return self._fire(trigger, facts, actor, command.reason, now, **extra)
+
+    def plan_system(
+        self,
+        trigger: str,
+        now: datetime,
+        *,
+        reason: str,
+        actor: Actor,
+        change: Mapping[str, Any] | None = None,
+        evidence: Sequence[Evidence] = (),
+        data: Mapping[str, Any] | None = None,
+    ) -> Planned:
+        """Plan a transition the workflow itself fires (timers, deliveries, probes, polls)."""
+        facts = copy.deepcopy(self.facts)
+        for key, value in (change or {}).items():
+            setattr(facts, key, value)
+        evidence_json = [e.model_dump(mode="json") for e in evidence]
+        for record in evidence_json:
+            facts.items[record["item_id"]].observations[record["vantage"]] = record
+        if trigger == "recheck":
+            facts.rechecks_done += 1
+        if trigger == "reinstated":
+            appeal = facts.appeals[-1]
+            for item_id in appeal.reversed_items:
+                facts.items[item_id].reinstated = True
+        data_out = dict(data or {})
+        if evidence_json:
+            disagreements = [
+                {
+                    "item_id": i.item_id,
+                    "claim": i.effect,
+                    "observations": {v: o["observation"] for v, o in i.observations.items()},
+                }
+                for i in facts.items.values()
+                if i.verification(facts.vantages) == "disagrees"
+            ]
+            data_out["verification"] = {
+                i.item_id: i.verification(facts.vantages) for i in facts.items.values()
+            }
+            data_out["disagreements"] = disagreements
+        return self._fire(
+            trigger,
+            facts,
+            actor,
+            reason,
+            now,
+            evidence=evidence_json or None,
+            data=data_out or None,
+        )
+
+    def commit(self, planned: Planned) -> None:
+        self.facts = planned.facts
+        self.state = planned.to_state
+        self.chain = planned.chain
+        if planned.outcome is not None:
+            self.outcome = planned.outcome
+        self.timeline.append(planned.entry)
+
+    # --- internals ------------------------------------------------------------------------
+
+    def _fire(
+        self,
+        trigger: str,
+        facts: CaseFacts,
+        actor: Actor,
+        reason: str,
+        now: datetime,
+        **extra: Any,
+    ) -> Planned:
+        state = self.current
+        try:
+            spec = self.lifecycle.next_state(state, trigger, facts)
+        except InvalidTransition as exc:
+            raise CommandRejected(str(exc).split(" (")[0], state) from None
+        before = facts.due_at
+        facts.due_at = next_due(spec, state, facts, now)
+        if trigger == "sla_expired":
+            facts.sla_breached = True
+        if facts.due_at != before:
+            extra["data"] = {**(extra.get("data") or {}), "due_at": _iso(facts.due_at)}
+        return self._build(spec, state, spec.dest, facts, actor, reason, now, **extra)
+
+    def _build(
+        self,
+        spec: TransitionSpec | None,
+        from_state: State | None,
+        to_state: State,
+        facts: CaseFacts,
+        actor: Actor,
+        reason: str,
+        now: datetime,
+        *,
+        items: list[dict[str, Any]] | None = None,
+        evidence: list[dict[str, Any]] | None = None,
+        request: dict[str, Any] | None = None,
+        appeal: dict[str, Any] | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> Planned:
+        outcome = spec.outcome if spec else None
+        action = spec.trigger if spec else "submit"
+        if outcome is not None:
+            data = dict(data or {})
+            data["outcome"] = outcome.value
+            data["item_outcomes"] = item_outcomes(facts)
+        entry, chain = build_entry(
+            self.chain,
+            timestamp=now,
+            action=action,
+            from_state=from_state.value if from_state else None,
+            to_state=to_state.value,
+            actor_id=actor.id,
+            actor_roles=[r.value for r in actor.roles],
+            organization=actor.organization,
+            reason=reason,
+            items=items,
+            evidence=evidence,
+            request=request,
+            appeal=appeal,
+            data=data,
+        )
+        return Planned(spec, from_state, to_state, facts, entry, chain, outcome, actor)
+
+    def _apply_command(
+        self, command: Command, facts: CaseFacts, now: datetime, state: State
+    ) -> dict[str, Any]:
+        """Check the command against the facts and change the copy; return entry parts."""
+        actor = command.actor
+        if command.trigger == "approve" and actor.id == facts.maker_id:
+            raise CommandRejected(
+                f"{actor.id} made this request and cannot approve it; "
+                "another approver must (four-eyes rule)",
+                state,
+            )
+        if command.trigger == "approve":
+            facts.approver_id = actor.id
+        if isinstance(command, Acknowledge):
+            facts.acknowledged_at = command.acknowledged_at or now
+            return {"data": {"acknowledged_at": utc_iso(facts.acknowledged_at)}}
+        if isinstance(command, ReportEffect):
+            return {"items": self._apply_effects(command, facts, now, state)}
+        if isinstance(command, RequestInfo):
+            facts.info_question = command.question
+            facts.info_paused_at = now
+            return {"data": {"question": command.question}}
+        if isinstance(command, ProvideInfo):
+            if facts.info_paused_at and facts.due_at:
+                facts.due_at = facts.due_at + (now - facts.info_paused_at)
+            facts.info_question = None
+            facts.info_paused_at = None
+            return {"data": {"answer": command.answer}}
+        if isinstance(command, FileAppeal):
+            return {"appeal": self._apply_appeal(command, facts, now, state)}
+        if isinstance(command, DecideAppeal):
+            return {"appeal": self._apply_decision(command, facts, now, state)}
+        if command.trigger == "renotify":
+            disputed = [
+                i for i in facts.items.values() if i.verification(facts.vantages) == "disagrees"
+            ]
+            for item in disputed:
+                item.claim = None  # the platform must decide again
+                item.claim_by = None
+                item.observations = {}
+            return {"data": {"items": [i.item_id for i in disputed]}}
+        return {}
+
+    def _apply_effects(
+        self, command: ReportEffect, facts: CaseFacts, now: datetime, state: State
+    ) -> list[dict[str, Any]]:
+        reported = []
+        for index, effect in enumerate(command.effects):
+            item = facts.items.get(effect.item_id)
+            if item is None:
+                raise CommandRejected(
+                    f"effects[{index}].item_id: unknown item {effect.item_id!r}; "
+                    f"items: {', '.join(facts.items)}",
+                    state,
+                )
+            if item.decided:
+                raise CommandRejected(
+                    f"effects[{index}]: item {effect.item_id!r} was already decided "
+                    f"({item.effect} by {item.claim_by})",
+                    state,
+                )
+            record = _effect_json(effect, now)
+            item.claim = record
+            item.claim_by = command.actor.id
+            reported.append(record)
+        if facts.acknowledged_at is None:
+            facts.acknowledged_at = now  # an effect implies receipt was acknowledged
+        return reported
+
+    def _apply_appeal(
+        self, command: FileAppeal, facts: CaseFacts, now: datetime, state: State
+    ) -> dict[str, Any]:
+        kinds = set()
+        for index, item_id in enumerate(command.target_items):
+            item = facts.items.get(item_id)
+            if item is None:
+                raise CommandRejected(
+                    f"target_items[{index}]: unknown item {item_id!r}; "
+                    f"items: {', '.join(facts.items)}",
+                    state,
+                )
+            if item.effect in EFFECT_CLAIMS:
+                kinds.add("removal")
+            elif item.effect == "declined":
+                kinds.add("decline")
+            else:
+                raise CommandRejected(
+                    f"target_items[{index}]: item {item_id!r} has no appealable decision "
+                    f"(platform decision: {item.effect or 'none'})",
+                    state,
+                )
+        if len(kinds) != 1:
+            raise CommandRejected("target_items: appeal removals and declines separately", state)
+        against = kinds.pop()
+        allowed = {"removal": {"content_owner", "platform"}, "decline": {"authority"}}[against]
+        if command.appellant_type not in allowed:
+            raise CommandRejected(
+                f"appellant_type: a {command.appellant_type} cannot appeal a {against}; "
+                f"allowed: {', '.join(sorted(allowed))}",
+                state,
+            )
+        needed = {
+            "content_owner": Role.APPELLANT,
+            "authority": Role.OFFICER,
+            "platform": Role.PLATFORM_LIAISON,
+        }[command.appellant_type]
+        if needed not in command.actor.roles:
+            raise CommandRejected(
+                f"{command.actor.id} files as {command.appellant_type} but lacks the role "
+                f"{needed.value}",
+                state,
+            )
+        appeal = AppealRecord(
+            appeal_id=f"{self.request_id}-appeal-{len(facts.appeals) + 1}",
+            appellant_type=command.appellant_type,
+            filed_by=command.actor.id,
+            target_items=command.target_items,
+            against=against,
+            grounds=command.grounds,
+            filed_at=utc_iso(now),
+            prior_state=state.value,
+        )
+        facts.appeals.append(appeal)
+        return {
+            "appeal_id": appeal.appeal_id,
+            "appellant_type": appeal.appellant_type,
+            "against": against,
+            "target_items": list(appeal.target_items),
+            "grounds": appeal.grounds,
+            "filed_at": appeal.filed_at,
+        }
+
+    def _apply_decision(
+        self, command: DecideAppeal, facts: CaseFacts, now: datetime, state: State
+    ) -> dict[str, Any]:
+        appeal = facts.open_appeal
+        if appeal is None:
+            raise CommandRejected("there is no open appeal to decide", state)
+        reviewer = command.actor.id
+        deciders = {facts.maker_id, facts.approver_id, appeal.filed_by} | {
+            facts.items[i].claim_by for i in appeal.target_items
+        }
+        if reviewer in deciders:
+            raise CommandRejected(
+                f"{reviewer} took part in the decision under appeal (maker, approver, "
+                "appellant or platform decider) and cannot review it",
+                state,
+            )
+        if command.outcome == "reversed":
+            reversed_items = appeal.target_items
+        else:
+            reversed_items = command.reversed_items
+        unknown = [i for i in reversed_items if i not in appeal.target_items]
+        if unknown:
+            raise CommandRejected(
+                f"reversed_items: {', '.join(unknown)} not under appeal "
+                f"(appealed: {', '.join(appeal.target_items)})",
+                state,
+            )
+        appeal.outcome = command.outcome
+        appeal.reviewer = reviewer
+        appeal.reversed_items = tuple(reversed_items)
+        appeal.decided_at = utc_iso(now)
+        if appeal.against == "decline":
+            for item_id in reversed_items:  # the platform must decide these again
+                facts.items[item_id].claim = None
+                facts.items[item_id].claim_by = None
+        return {
+            "appeal_id": appeal.appeal_id,
+            "outcome": appeal.outcome,
+            "reversed_items": list(appeal.reversed_items),
+            "decided_at": appeal.decided_at,
+            "reviewer": reviewer,
+            "against": appeal.against,
+            "appellant_type": appeal.appellant_type,
+            "filed_at": appeal.filed_at,
+        }
+
+
+def item_outcomes(facts: CaseFacts) -> dict[str, str]:
+    """Per-item outcome: never merges "no response" with "declined"."""
+    out: dict[str, str] = {}
+    for item in facts.items.values():
+        effect = item.effect
+        if item.reinstated:
+            out[item.item_id] = "reinstated"
+        elif effect is None or effect == "needs_more_info":
+            out[item.item_id] = "no_response"
+        elif item.verification(facts.vantages) == "disagrees":
+            out[item.item_id] = "still_available"
+        else:
+            out[item.item_id] = effect
+    return out
+
+
+def _effect_json(effect: ItemEffect, now: datetime) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "item_id": effect.item_id,
+        "effect": effect.effect,
+        "restricted_in": list(effect.restricted_in),
+        "effect_at": utc_iso(effect.effect_at or now),
+    }
+    for key in ("reason", "platform_ref", "uploader_notified"):
+        value = getattr(effect, key)
+        if value is not None:
+            record[key] = value
+    return record
+
+
+def next_due(
+    spec: TransitionSpec, source: State, facts: CaseFacts, now: datetime
+) -> datetime | None:
+    """The SLA clock after a transition. Clocks start at receipt; no policy clock, no deadline.
+
+    - delivered: respond by receipt + respond_within
+    - sla_expired into second_notice: the second notice's own window starts now
+    - acknowledged (first time): the effect is due at receipt + effect_within
+    - acknowledged again (re-notified, decline reversed): effect_within from now
+    - provide_info: the time spent waiting for the authority was already added (paused)
+    - info_requested keeps the deadline (paused); other states have no running clock
+    """
+    policy = facts.policy
+    dest = spec.dest
+    if dest is State.AWAITING_ACK:
+        start = facts.received_at or now
+        return start + policy.respond_within if policy.respond_within else None
+    if dest is State.SECOND_NOTICE:
+        return now + policy.second_notice_within if policy.second_notice_within else None
+    if dest is State.ACKNOWLEDGED:
+        if spec.trigger == "provide_info" or source is State.ACKNOWLEDGED:
+            return facts.due_at
+        if not policy.effect_within:
+            return None
+        if source in (State.AWAITING_ACK, State.SECOND_NOTICE, State.UNRESPONSIVE):
+            return (facts.received_at or now) + policy.effect_within
+        return now + policy.effect_within
+    if dest is State.INFO_REQUESTED:
+        return facts.due_at
+    return None
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return utc_iso(moment) if moment else None
+
+
+def _instrument(request: RequestInput, basis_id: str) -> str:
+    for basis in request.legal_bases:
+        if basis.id == basis_id:
+            return basis.instrument
+    return basis_id

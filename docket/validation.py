@@ -1,0 +1,257 @@
+"""Turn raw request data into a validated `Order`, or every problem with its field path.
+
+Schema problems (pydantic) and reference problems (unknown platform, legal basis no longer in
+force, ...) are collected together, so a user fixes a file in one pass.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from docket.models import Order
+from docket.reference import ReferenceData, format_loc
+
+MAX_FILE_BYTES = 16 * 1024 * 1024
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class Issue:
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+class InvalidRequest(Exception):
+    """A request that cannot be accepted; `issues` lists every problem found."""
+
+    def __init__(self, issues: list[Issue], source: str = "request") -> None:
+        self.issues = issues
+        self.source = source
+        lines = "\n".join(f"  {issue}" for issue in issues)
+        super().__init__(f"{source}: {len(issues)} problem(s)\n{lines}")
+
+
+_FIELD_MESSAGE = re.compile(r"^([\w\[\].]+): (.+)$", re.S)
+
+
+def _pydantic_issues(exc: ValidationError) -> list[Issue]:
+    issues = []
+    for err in exc.errors():
+        message = err["msg"].removeprefix("Value error, ")
+        loc = format_loc(tuple(err["loc"]))
+        if err["type"] == "extra_forbidden":
+            issues.append(Issue(loc, "unknown field (check the spelling; see docs/requests.md)"))
+            continue
+        parts = message.split("; ")
+        matches = [_FIELD_MESSAGE.match(part) for part in parts]
+        if err["type"] == "value_error" and all(matches):
+            # cross-field checks name their own fields, relative to the model that made them
+            for match in matches:
+                assert match is not None
+                field, text = match.groups()
+                path = field if loc == "(top level)" else f"{loc}.{field}"
+                issues.append(Issue(path, text))
+            continue
+        issues.append(Issue(loc, message))
+    return issues
+
+
+def validate_order(
+    raw: Any, reference: ReferenceData, *, now: datetime | None = None, source: str = "request"
+) -> Order:
+    """Validate `raw` (a dict) completely; raise InvalidRequest with every issue found."""
+    if not isinstance(raw, dict):
+        raise InvalidRequest([Issue("(top level)", "expected a JSON object")], source)
+    try:
+        order = Order.model_validate(raw)
+    except ValidationError as exc:
+        issues = _pydantic_issues(exc)
+        issues.extend(_reference_issues_raw(raw, reference))
+        raise InvalidRequest(_dedupe(issues), source) from None
+    issues = reference_issues(order, reference, now=now)
+    if issues:
+        raise InvalidRequest(issues, source)
+    return order
+
+
+def reference_issues(
+    order: Order, reference: ReferenceData, *, now: datetime | None = None
+) -> list[Issue]:
+    """Problems of a schema-valid order against the reference data and the clock."""
+    issues: list[Issue] = []
+    now = now or datetime.now(UTC)
+    issued = order.issued_at.date()
+    if order.issued_at > now + MAX_CLOCK_SKEW:
+        issues.append(Issue("issued_at", f"{order.issued_at.isoformat()} is in the future"))
+    authority = reference.authorities.get(order.authority)
+    if authority is None:
+        issues.append(_unknown("authority", order.authority, reference.authorities))
+    else:
+        if authority.valid_until and issued > authority.valid_until:
+            successor = f"; its successor is {authority.successor!r}" if authority.successor else ""
+            issues.append(
+                Issue(
+                    "authority",
+                    f"{authority.id!r} ({authority.name_en}) ceased on "
+                    f"{authority.valid_until.isoformat()}, before issued_at{successor}",
+                )
+            )
+        if authority.valid_from and issued < authority.valid_from:
+            issues.append(
+                Issue(
+                    "authority",
+                    f"{authority.id!r} exists only from {authority.valid_from.isoformat()}, "
+                    "after issued_at",
+                )
+            )
+    if order.platform not in reference.platforms:
+        issues.append(_unknown("platform", order.platform, reference.platforms))
+    for index, citation in enumerate(order.legal_bases):
+        basis = reference.legal_bases.get(citation.basis)
+        path = f"legal_bases[{index}].basis"
+        if basis is None:
+            issues.append(_unknown(path, citation.basis, reference.legal_bases))
+            continue
+        if basis.in_force_from and issued < basis.in_force_from:
+            issues.append(
+                Issue(path, f"{basis.instrument} is in force only from {basis.in_force_from}")
+            )
+        if basis.in_force_until and issued > basis.in_force_until:
+            repl = f"; cite {basis.replaced_by!r} instead" if basis.replaced_by else ""
+            issues.append(
+                Issue(path, f"{basis.instrument} was no longer in force on issued_at{repl}")
+            )
+    policy = reference.sla_policies.get(order.sla_policy)
+    if policy is None:
+        issues.append(_unknown("sla_policy", order.sla_policy, reference.sla_policies))
+    elif order.priority == "emergency" and not (policy.emergency or policy.demo):
+        issues.append(
+            Issue(
+                "priority", f"an emergency request needs an emergency SLA policy, not {policy.id}"
+            )
+        )
+    elif policy.emergency and order.priority != "emergency":
+        issues.append(Issue("sla_policy", f"{policy.id} applies only to priority 'emergency'"))
+    for index, item in enumerate(order.items):
+        if item.category not in reference.categories:
+            issues.append(_unknown(f"items[{index}].category", item.category, reference.categories))
+    return issues
+
+
+def _reference_issues_raw(raw: dict[str, Any], reference: ReferenceData) -> list[Issue]:
+    """Reference checks that still make sense when the schema failed (best effort)."""
+    issues: list[Issue] = []
+    checks = (
+        ("authority", reference.authorities),
+        ("platform", reference.platforms),
+        ("sla_policy", reference.sla_policies),
+    )
+    for field, known in checks:
+        value = raw.get(field)
+        if isinstance(value, str) and value and value not in known:
+            issues.append(_unknown(field, value, known))
+    items = raw.get("items")
+    if isinstance(items, list):
+        for index, item in enumerate(items):
+            if isinstance(item, dict):
+                category = item.get("category")
+                if isinstance(category, str) and category not in reference.categories:
+                    issues.append(
+                        _unknown(f"items[{index}].category", category, reference.categories)
+                    )
+    bases = raw.get("legal_bases")
+    if isinstance(bases, list):
+        for index, citation in enumerate(bases):
+            if isinstance(citation, dict):
+                basis = citation.get("basis")
+                if isinstance(basis, str) and basis not in reference.legal_bases:
+                    issues.append(
+                        _unknown(f"legal_bases[{index}].basis", basis, reference.legal_bases)
+                    )
+    return issues
+
+
+def _unknown(path: str, value: str, known: Iterable[str]) -> Issue:
+    return Issue(
+        path, f"unknown {path.split('.')[-1]} {value!r}; known: {', '.join(sorted(known))}"
+    )
+
+
+def _dedupe(issues: list[Issue]) -> list[Issue]:
+    return list(dict.fromkeys(issues))
+
+
+# --- files ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RawRequest:
+    source: str  # "file.json" or "file.jsonl:3"
+    data: Any
+
+
+def read_request_file(path: Path) -> Iterator[RawRequest]:
+    """One request per .json file (or a JSON array of them); one per line in .jsonl files."""
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise InvalidRequest(
+            [Issue("(file)", f"{size} bytes is over the {MAX_FILE_BYTES} byte limit")], str(path)
+        )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidRequest([Issue("(file)", f"not UTF-8: {exc}")], str(path)) from None
+    if path.suffix == ".jsonl":
+        for number, line in enumerate(text.splitlines(), start=1):
+            if line.strip():
+                yield RawRequest(f"{path}:{number}", _parse_json(line, f"{path}:{number}"))
+        return
+    data = _parse_json(text, str(path))
+    if isinstance(data, list):
+        for index, entry in enumerate(data):
+            yield RawRequest(f"{path}[{index}]", entry)
+    else:
+        yield RawRequest(str(path), data)
+
+
+def _parse_json(text: str, source: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidRequest(
+            [Issue("(file)", f"not valid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}")],
+            source,
+        ) from None
+    except RecursionError:
+        raise InvalidRequest([Issue("(file)", "JSON is nested too deeply")], source) from None
+
+
+# --- identity -------------------------------------------------------------------------------
+
+
+def workflow_id_for(authority: str, reference: str) -> str:
+    """`req-<authority>-<reference>` with only [a-z0-9-]: the Temporal UI breaks on / and :."""
+    slug = re.sub(r"[^a-z0-9]+", "-", f"{authority}-{reference}".lower()).strip("-")
+    if not slug:
+        raise ValueError("authority and reference give an empty workflow id")
+    return f"req-{slug}"[:200]
+
+
+def fingerprint(order: Order) -> str:
+    """SHA-256 of the order's canonical JSON: same request -> same fingerprint."""
+    body = json.dumps(
+        order.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()

@@ -1,0 +1,653 @@
+"""The `AuthorityRequest` workflow: one durable run per authority request.
+
+It drives a pure `docket.case.Case` through the lifecycle (`docket.lifecycle`):
+- every human or platform event is a Temporal Update named after its trigger, with a
+  validator that runs the same planning code as the handler (a refused command leaves no
+  history event and no audit entry);
+- every transition's audit entry is written by an activity and is durable *before* the
+  transition is applied and before any side effect it describes (fail closed); an Update
+  returns its receipt (new state, sequence, hash) only then;
+- SLA timers, polling, delivery, probes and notices run in the main loop.
+
+Workflow code is deterministic: times come from `workflow.now()`, all I/O is in activities.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from pydantic import ValidationError
+
+    from activities.audit import AuditActivities
+    from activities.platform import PlatformActivities
+    from docket import temporal_names as names
+    from docket.case import Case, CommandRejected, Planned, RequestInput, RequestResult
+    from docket.lifecycle import HUMAN_TRIGGERS, Role, State, allowed_triggers
+    from docket.models import (
+        SYSTEM_ACTOR,
+        Acknowledge,
+        Actor,
+        Command,
+        ItemEffect,
+        Receipt,
+        ReportEffect,
+        RequestInfo,
+        parse_command,
+        utc_iso,
+    )
+    from docket.platform_protocol import (
+        LegalBasis as WireLegalBasis,
+    )
+    from docket.platform_protocol import (
+        Notice,
+        OrderItem,
+        OrderPayload,
+        PlatformStatus,
+    )
+    from docket.reference import format_loc
+    from docket.verification import Evidence, Observation
+
+AUDIT_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
+)
+DELIVERY_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=8,
+    non_retryable_error_types=["PlatformRejected", "SignatureRejected"],
+)
+POLL_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=3)
+PROBE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=3)
+NOTICE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(minutes=5),
+    non_retryable_error_types=["PlatformRejected", "SignatureRejected"],
+)
+
+# States in which the platform may act, so a platform with an API is polled.
+POLLED = frozenset(
+    {State.AWAITING_ACK, State.SECOND_NOTICE, State.UNRESPONSIVE, State.ACKNOWLEDGED, State.OVERDUE}
+)
+
+
+@dataclass(frozen=True)
+class Deadline:
+    at: datetime
+    label: str
+    fire: Callable[[], Awaitable[None]]
+
+
+@workflow.defn(name=names.WORKFLOW_NAME)
+class AuthorityRequest:
+    @workflow.init
+    def __init__(self, request: RequestInput) -> None:
+        self.case = Case(request)
+        self.request = request
+        self.platform_actor = Actor(
+            id=f"platform:{request.platform.id}",
+            roles=(Role.PLATFORM_LIAISON,),
+            organization=request.platform.name,
+        )
+        self._lock = asyncio.Lock()
+        self._version = 0  # bumps on every committed transition
+        self._outbox: list[Notice] = []
+        self._entered_at: datetime | None = None
+        self._second_notice_at: datetime | None = None
+        self._decided_at: datetime | None = None
+        for trigger in HUMAN_TRIGGERS:
+            workflow.set_update_handler(
+                trigger,
+                self._handler(trigger),
+                validator=self._validator(trigger),
+            )
+
+    # --- run -----------------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, request: RequestInput) -> RequestResult:
+        baseline = await self._probe(
+            [(i.item_id, i.url) for i in request.order.items], ("control",), baseline=True
+        )
+        await self._record(self.case.plan_submission(workflow.now(), baseline))
+        while not self.case.closed or self._outbox:
+            await self._step()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self._result()
+
+    async def _step(self) -> None:
+        if self._outbox:
+            await self._send_notices()
+            return
+        state = self.case.current
+        if state is State.DELIVERING:
+            await self._deliver()
+            return
+        if state is State.VERIFYING:
+            await self._verify("verified", self._claimed_items())
+            return
+        if state is State.REINSTATING:
+            await self._check_reinstatement()
+            return
+        await self._wait(state)
+
+    async def _wait(self, state: State) -> None:
+        """Wait for a command, the next deadline, or the next poll of the platform."""
+        version = self._version
+        deadline = self._deadline(state)
+        poll_every = self.request.platform.poll_interval
+        polling = self.request.platform.api and state in POLLED
+        now = workflow.now()
+        timeout: timedelta | None = None
+        label = ""
+        if deadline is not None:
+            timeout, label = max(deadline.at - now, timedelta(0)), deadline.label
+        if polling and (timeout is None or poll_every < timeout):
+            timeout, label = poll_every, f"poll {self.request.platform.id}"
+        try:
+            await workflow.wait_condition(
+                lambda: self._version != version or bool(self._outbox),
+                timeout=timeout,
+                timeout_summary=label or None,
+            )
+            return
+        except TimeoutError:
+            pass
+        if deadline is not None and workflow.now() >= deadline.at:
+            await deadline.fire()
+        elif polling:
+            await self._poll()
+
+    def _deadline(self, state: State) -> Deadline | None:
+        facts = self.case.facts
+        policy = self.request.policy
+        if state is State.AWAITING_ACK and facts.due_at is not None:
+            return Deadline(facts.due_at, "SLA: respond", lambda: self._sla("respond"))
+        if state is State.SECOND_NOTICE and facts.due_at is not None:
+            return Deadline(facts.due_at, "SLA: second notice", lambda: self._sla("second_notice"))
+        if state is State.ACKNOWLEDGED and facts.due_at is not None and policy.effect_within:
+            return Deadline(facts.due_at, "SLA: effect", lambda: self._sla("effect"))
+        decided = self._decided_at
+        if state is State.MONITORING and decided is not None:
+            if facts.rechecks_done < len(policy.rechecks):
+                at = decided + policy.rechecks[facts.rechecks_done]
+                return Deadline(at, f"re-check {facts.rechecks_done + 1}", self._recheck)
+            last = max([policy.appeal_window, *policy.rechecks])
+            return Deadline(decided + last, "appeal window ends", self._complete_monitoring)
+        if state is State.DECLINED and decided is not None:
+            return Deadline(
+                decided + policy.appeal_window, "appeal window ends", self._close_appeal_window
+            )
+        return None
+
+    # --- transitions ---------------------------------------------------------------------
+
+    async def _record(self, planned: Planned) -> Receipt:
+        """Make the entry durable, then apply the transition (fail closed)."""
+        entry = planned.entry
+        await workflow.execute_activity_method(
+            AuditActivities.write_entries,
+            [entry],
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=AUDIT_RETRY,
+            summary=f"audit #{entry['event']['sequence']} {entry['event']['action']}",
+        )
+        self.case.commit(planned)
+        self._version += 1
+        self._entered_at = workflow.now()
+        self._after(planned)
+        self._publish()
+        return planned.receipt(self.case.request_id)
+
+    def _after(self, planned: Planned) -> None:
+        """Queue the side effects a committed transition asks for (after its entry)."""
+        action = planned.entry["event"]["action"]
+        dest = planned.to_state
+        ticket = self.case.facts.ticket
+        if action == "sla_expired" and dest is State.SECOND_NOTICE:
+            self._second_notice_at = workflow.now()
+            self._notice("second_notice", "Second notice: no response within the SLA")
+        elif action == "verified":
+            self._decided_at = workflow.now()
+        elif action == "renotify":
+            self._notice("renotify", planned.entry["event"].get("reason", ""))
+        elif action == "provide_info":
+            self._notice("info_provided", planned.entry["docket"]["data"]["answer"])
+        elif action == "decide_appeal" and dest is State.REINSTATING:
+            appeal = planned.entry["docket"]["appeal"]
+            self._notice("reinstatement", "Appeal reversed: reinstate", appeal["reversed_items"])
+        elif action == "decide_appeal" and dest is State.ACKNOWLEDGED:
+            appeal = planned.entry["docket"]["appeal"]
+            self._notice(
+                "renotify", "Appeal against the decline reversed", appeal["reversed_items"]
+            )
+        elif action == "withdraw" and ticket is not None:
+            self._notice("withdrawal", planned.entry["event"].get("reason", "withdrawn"))
+
+    def _notice(self, kind: str, message: str, items: Sequence[str] = ()) -> None:
+        self._outbox.append(
+            Notice(kind=kind, request_id=self.case.request_id, message=message, items=list(items))
+        )
+
+    async def _apply(self, command: Command) -> Receipt:
+        async with self._lock:
+            try:
+                planned = self.case.plan_command(command, workflow.now())
+            except CommandRejected as exc:  # the state moved since validation
+                raise _rejection(exc) from None
+            return await self._record(planned)
+
+    async def _fire(self, trigger: str, reason: str, **kwargs: Any) -> Planned:
+        async with self._lock:
+            planned = self.case.plan_system(
+                trigger, workflow.now(), reason=reason, actor=SYSTEM_ACTOR, **kwargs
+            )
+            await self._record(planned)
+            return planned
+
+    # --- updates -------------------------------------------------------------------------
+
+    def _handler(self, trigger: str) -> Callable[[Any], Awaitable[Receipt]]:
+        async def handler(payload: Any) -> Receipt:
+            return await self._apply(_parse(trigger, payload))
+
+        handler.__name__ = trigger
+        return handler
+
+    def _validator(self, trigger: str) -> Callable[[Any], None]:
+        def validator(payload: Any) -> None:
+            command = _parse(trigger, payload)
+            if self.case.state is None:
+                raise ApplicationError(
+                    "the request is still being submitted; retry in a moment",
+                    type="NotReady",
+                    non_retryable=True,
+                )
+            try:
+                self.case.check(command, workflow.now())
+            except CommandRejected as exc:
+                raise _rejection(exc) from None
+
+        validator.__name__ = f"validate_{trigger}"
+        return validator
+
+    @workflow.query
+    def status(self) -> dict[str, Any]:
+        """State, deadlines, items (claim vs observation), appeals and the audit head."""
+        case = self.case
+        facts = case.facts
+        state = case.state
+        return {
+            "request_id": case.request_id,
+            "state": state.value if state else "submitting",
+            "outcome": case.outcome.value if case.outcome else None,
+            "allowed": list(allowed_triggers(state)) if state else [],
+            "platform": self.request.platform.id,
+            "authority": self.request.order.authority,
+            "reference": self.request.order.reference,
+            "sla_policy": self.request.policy.id,
+            "ticket": facts.ticket,
+            "due_at": utc_iso(facts.due_at) if facts.due_at else None,
+            "sla_breached": facts.sla_breached,
+            "items": [
+                {
+                    "item_id": item.item_id,
+                    "url": item.url,
+                    "category": item.category,
+                    "claim": item.effect,
+                    "claim_by": item.claim_by,
+                    "observations": {v: o["observation"] for v, o in item.observations.items()},
+                    "verification": item.verification(facts.vantages),
+                    "outcome": case.item_outcomes()[item.item_id],
+                }
+                for item in facts.items.values()
+            ],
+            "appeals": [vars(a) for a in facts.appeals],
+            "delivery_error": facts.delivery_error,
+            "info_question": facts.info_question,
+            "audit": {"count": case.chain.sequence, "head_hash": case.chain.head_hash},
+        }
+
+    @workflow.query
+    def timeline(self) -> list[dict[str, Any]]:
+        """Every audit entry of this request, in order (as written to the log)."""
+        return list(self.case.timeline)
+
+    # --- side effects --------------------------------------------------------------------
+
+    def _order_payload(self) -> OrderPayload:
+        order = self.request.order
+        bases = {b.id: b for b in self.request.legal_bases}
+        return OrderPayload(
+            request_id=self.case.request_id,
+            authority=self.request.authority.name,
+            reference=order.reference,
+            legal_bases=[
+                WireLegalBasis(
+                    instrument=bases[c.basis].instrument,
+                    article=c.provision,
+                    url=bases[c.basis].url,
+                )
+                for c in order.legal_bases
+            ],
+            statement_of_reasons=order.statement_of_reasons,
+            territorial_scope=list(order.territorial_scope),
+            redress=order.redress,
+            priority=order.priority,
+            sla_policy=self.request.policy.id,
+            language=order.language,
+            items=[
+                OrderItem(
+                    item_id=i.item_id,
+                    url=i.url,
+                    content_type=i.content_type,
+                    category=i.category,
+                    reason=i.reason,
+                )
+                for i in order.items
+            ],
+        )
+
+    async def _deliver(self) -> None:
+        platform = self.request.platform
+        sent_at = workflow.now()
+        if not platform.api:
+            await self._fire(
+                "delivered",
+                f"{platform.name} has no API: the order is delivered by hand",
+                change={"sent_at": sent_at, "received_at": sent_at},
+                data={
+                    "channel": "manual",
+                    "sent_at": utc_iso(sent_at),
+                    "received_at": utc_iso(sent_at),
+                    "sla_policy": self.request.policy.id,
+                },
+            )
+            return
+        try:
+            ticket = await workflow.execute_activity_method(
+                PlatformActivities.deliver_order,
+                args=[platform.id, self._order_payload()],
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=DELIVERY_RETRY,
+                summary=f"deliver order to {platform.id}",
+            )
+        except ActivityError as exc:
+            error = _cause(exc)
+            await self._fire(
+                "delivery_failed",
+                f"delivery to {platform.id} failed: {error}",
+                change={"delivery_error": error},
+                data={"error": error},
+            )
+            return
+        received = ticket.received_at
+        await self._fire(
+            "delivered",
+            f"{platform.name} issued ticket {ticket.ticket}",
+            change={
+                "ticket": ticket.ticket,
+                "sent_at": sent_at,
+                "received_at": received,
+                "delivery_error": None,
+            },
+            data={
+                "ticket": ticket.ticket,
+                "sent_at": utc_iso(sent_at),
+                "received_at": utc_iso(received),
+                "sla_policy": self.request.policy.id,
+            },
+        )
+
+    async def _sla(self, timer: str) -> None:
+        due = self.case.facts.due_at
+        await self._fire(
+            "sla_expired",
+            f"no {'effect' if timer == 'effect' else 'response'} by "
+            f"{utc_iso(due) if due else '-'} ({self.request.policy.id})",
+            data={"timer": timer, "expired_at": utc_iso(due) if due else None},
+        )
+
+    async def _poll(self) -> None:
+        platform = self.request.platform
+        ticket = self.case.facts.ticket
+        if ticket is None:
+            return
+        try:
+            status: PlatformStatus = await workflow.execute_activity_method(
+                PlatformActivities.poll_platform,
+                args=[platform.id, ticket],
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=POLL_RETRY,
+                summary=f"poll {platform.id} ticket {ticket}",
+            )
+        except ActivityError as exc:
+            workflow.logger.warning("polling %s failed: %s", platform.id, _cause(exc))
+            return
+        for command in self._commands_from(status):
+            try:
+                await self._apply(command)
+            except ApplicationError as exc:  # the state moved meanwhile: poll again later
+                workflow.logger.info("platform report not applied: %s", exc)
+
+    def _commands_from(self, status: PlatformStatus) -> list[Command]:
+        """What the platform's status says that the case does not know yet."""
+        facts = self.case.facts
+        state = self.case.current
+        via = f"reported through the {self.request.platform.id} API (ticket {status.ticket})"
+        commands: list[Command] = []
+        if (
+            status.acknowledged_at
+            and facts.acknowledged_at is None
+            and state in (State.AWAITING_ACK, State.SECOND_NOTICE, State.UNRESPONSIVE)
+        ):
+            commands.append(
+                Acknowledge(
+                    actor=self.platform_actor, reason=via, acknowledged_at=status.acknowledged_at
+                )
+            )
+        effects = [
+            ItemEffect(
+                item_id=e.item_id,
+                effect=e.effect,
+                restricted_in=tuple(e.restricted_in),
+                reason=e.reason,
+                effect_at=e.effect_at,
+                platform_ref=e.platform_ref,
+                uploader_notified=e.uploader_notified,
+            )
+            for e in status.items
+            if e.effect not in (None, "needs_more_info")
+            and e.item_id in facts.items
+            and not facts.items[e.item_id].decided
+        ]
+        if effects:
+            commands.append(
+                ReportEffect(actor=self.platform_actor, reason=via, effects=tuple(effects))
+            )
+        elif (
+            status.status == "info_requested"
+            and status.info_request
+            and state in (State.ACKNOWLEDGED, State.OVERDUE)
+        ):
+            commands.append(
+                RequestInfo(actor=self.platform_actor, reason=via, question=status.info_request)
+            )
+        return commands
+
+    def _claimed_items(self) -> list[tuple[str, str]]:
+        return [(i.item_id, i.url) for i in self.case.facts.items.values() if i.effect is not None]
+
+    async def _probe(
+        self, items: Sequence[tuple[str, str]], vantages: Sequence[str], *, baseline: bool = False
+    ) -> list[Evidence]:
+        method = PlatformActivities.capture_baseline if baseline else PlatformActivities.probe_item
+        platform = self.request.platform.id
+        calls = [
+            workflow.execute_activity_method(
+                method,
+                args=[platform, item_id, url, vantage],
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=PROBE_RETRY,
+                summary=f"{'baseline' if baseline else 'probe'} {item_id} from {vantage}",
+            )
+            for item_id, url in items
+            for vantage in vantages
+        ]
+        return list(await asyncio.gather(*calls))
+
+    async def _verify(self, trigger: str, items: list[tuple[str, str]]) -> None:
+        evidence = await self._probe(items, self.request.vantages)
+        await self._fire(
+            trigger,
+            "independent verification of the platform's claims",
+            evidence=evidence,
+        )
+
+    async def _recheck(self) -> None:
+        gone = [
+            (i.item_id, i.url)
+            for i in self.case.facts.items.values()
+            if i.effect in ("removed_globally", "restricted", "already_removed")
+        ]
+        await self._verify("recheck", gone)
+
+    async def _complete_monitoring(self) -> None:
+        await self._fire("monitoring_complete", "re-checks done and the appeal window ended")
+
+    async def _close_appeal_window(self) -> None:
+        await self._fire("appeal_window_closed", "no appeal was decided within the window")
+
+    async def _check_reinstatement(self) -> None:
+        appeal = self.case.facts.appeals[-1]
+        items = [(i, self.case.facts.items[i].url) for i in appeal.reversed_items]
+        evidence = await self._probe(items, self.request.vantages)
+        if all(e.observation is Observation.AVAILABLE for e in evidence):
+            await self._fire(
+                "reinstated", "the reinstated content is reachable again", evidence=evidence
+            )
+            return
+        version = self._version
+        # not back yet: look again after a poll interval (or earlier if something happens)
+        with contextlib.suppress(TimeoutError):
+            await workflow.wait_condition(
+                lambda: self._version != version or bool(self._outbox),
+                timeout=self.request.platform.poll_interval,
+                timeout_summary="wait for reinstatement",
+            )
+
+    async def _send_notices(self) -> None:
+        notice = self._outbox[0]
+        ticket = self.case.facts.ticket
+        if ticket is not None and self.request.platform.api:
+            await workflow.execute_activity_method(
+                PlatformActivities.send_notice,
+                args=[self.request.platform.id, ticket, notice],
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=NOTICE_RETRY,
+                summary=f"notice {notice.kind} to {self.request.platform.id}",
+            )
+        self._outbox.pop(0)
+
+    # --- visibility ----------------------------------------------------------------------
+
+    def _publish(self) -> None:
+        case = self.case
+        facts = case.facts
+        state = case.current
+        order = self.request.order
+        workflow.upsert_search_attributes(
+            [
+                names.REQUEST_STATE.value_set(state.value),
+                names.PLATFORM.value_set(order.platform),
+                names.AUTHORITY.value_set(order.authority),
+                names.LEGAL_BASIS.value_set(order.legal_bases[0].basis),
+                names.CATEGORIES.value_set(list(order.categories)),
+                names.SLA_BREACHED.value_set(facts.sla_breached),
+                names.DUE_AT.value_set(facts.due_at)
+                if facts.due_at
+                else names.DUE_AT.value_unset(),
+                names.OUTCOME.value_set(case.outcome.value)
+                if case.outcome
+                else names.OUTCOME.value_unset(),
+            ]
+        )
+        workflow.set_current_details(self._details())
+        if case.closed:
+            anchor = case.chain.anchor().to_dict()
+            workflow.upsert_memo({"audit_anchor": anchor, "outcome": case.outcome})
+
+    def _details(self) -> str:
+        case = self.case
+        facts = case.facts
+        state = case.current
+        due = utc_iso(facts.due_at) if facts.due_at else "none"
+        lines = [
+            f"**State:** `{state.value}`"
+            + (f" — outcome `{case.outcome.value}`" if case.outcome else ""),
+            f"**SLA:** {self.request.policy.id}, due {due}"
+            + (" — **breached**" if facts.sla_breached else ""),
+            f"**Allowed now:** {', '.join(allowed_triggers(state)) or 'nothing'}",
+            "",
+            "| item | category | platform claim | our observation | outcome |",
+            "|---|---|---|---|---|",
+        ]
+        outcomes = case.item_outcomes()
+        for item in facts.items.values():
+            seen = ", ".join(f"{v}: {o['observation']}" for v, o in item.observations.items())
+            lines.append(
+                f"| {item.item_id} | {item.category} | {item.effect or '-'} | {seen or '-'} "
+                f"| {outcomes[item.item_id]} |"
+            )
+        lines += ["", f"**Audit:** {case.chain.sequence} entries, head `{case.chain.head_hash}`"]
+        return "\n".join(lines)
+
+    def _result(self) -> RequestResult:
+        case = self.case
+        return RequestResult(
+            request_id=case.request_id,
+            state=case.current.value,
+            outcome=case.outcome.value if case.outcome else None,
+            item_outcomes=case.item_outcomes(),
+            audit_count=case.chain.sequence,
+            audit_head=case.chain.head_hash,
+        )
+
+
+def _parse(trigger: str, payload: Any) -> Command:
+    try:
+        return parse_command(trigger, payload)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{format_loc(tuple(e['loc']))}: {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors()
+        )
+        raise ApplicationError(
+            f"invalid {trigger} command: {problems}", type="InvalidCommand", non_retryable=True
+        ) from None
+    except ValueError as exc:
+        raise ApplicationError(str(exc), type="InvalidCommand", non_retryable=True) from None
+
+
+def _rejection(exc: CommandRejected) -> ApplicationError:
+    return ApplicationError(
+        str(exc),
+        {"state": exc.state.value, "allowed": list(allowed_triggers(exc.state))},
+        type="CommandRejected",
+        non_retryable=True,
+    )
+
+
+def _cause(exc: BaseException) -> str:
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    return str(exc)
