@@ -14,7 +14,14 @@ from typing import Any
 
 import orjson
 
-__all__ = ["Record", "default_paths", "find_segments", "has_torn_tail", "read_records"]
+__all__ = [
+    "Record",
+    "default_paths",
+    "find_segments",
+    "has_torn_tail",
+    "iter_entries",
+    "read_records",
+]
 
 
 @dataclass(slots=True)
@@ -97,3 +104,28 @@ def read_file(path: str | os.PathLike[str]) -> Iterator[Record]:
 def read_records(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Record]:
     for path in find_segments(paths):
         yield from read_file(path)
+
+
+def iter_entries(
+    paths: Iterable[str | os.PathLike[str]], *, contains: bytes | None = None
+) -> Iterator[tuple[str, int, dict[str, Any]]]:
+    """Stream (path, line_no, entry) for every parseable object line; skips bad/torn lines.
+
+    ``contains``: a cheap byte prefilter (lines without it are not parsed). Use ``verify`` to
+    learn about the lines skipped here.
+    """
+    loads = orjson.loads
+    for path in find_segments(paths):
+        name = str(path)
+        with open(path, "rb") as f:
+            for i, raw in enumerate(f, 1):
+                if not raw.endswith(b"\n"):
+                    break  # torn tail: never acknowledged
+                if contains is not None and contains not in raw:
+                    continue
+                try:
+                    value = loads(raw)
+                except orjson.JSONDecodeError:
+                    continue
+                if type(value) is dict:
+                    yield name, i, value

@@ -1,0 +1,546 @@
+"""The transparency report, computed from the audit log alone (see docs/auditing.md).
+
+Requests are selected by the ``@timestamp`` of their first entry (the ``submit``); everything
+that happened to them afterwards (effects, verification, appeals) is counted, whenever it
+happened. Entries are deduplicated by event.id (run ``verify`` first: the report trusts the log).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from audit.reader import iter_entries
+
+__all__ = [
+    "GOOGLE_BUCKETS",
+    "build_report",
+    "parse_period_bound",
+    "quantile",
+    "render",
+]
+
+GOOGLE_BUCKETS = (
+    "removed-legal",
+    "removed-policy",
+    "not found",
+    "already removed",
+    "not enough information",
+    "no action",
+)
+ACTIONED = frozenset({"removed_globally", "restricted"})
+# An observation confirming the platform's claim that the item is gone / restricted.
+CONFIRMS: Mapping[str, frozenset[str]] = {
+    "removed_globally": frozenset({"removed", "not_found", "legally_blocked"}),
+    "restricted": frozenset({"geo_restricted", "legally_blocked", "removed", "not_found"}),
+}
+DURATIONS = ("send_to_ack", "receipt_to_effect", "effect_to_verified", "appeal_filed_to_decided")
+
+
+def parse_ts(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        ts = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=UTC)
+    return ts
+
+
+def parse_period_bound(text: str, *, end: bool) -> datetime:
+    """YYYY-MM-DD (a whole UTC day; --to includes that day) or an ISO 8601 datetime."""
+    try:
+        if len(text) == 10:
+            d = date.fromisoformat(text)
+            ts = datetime(d.year, d.month, d.day, tzinfo=UTC)
+            return ts + timedelta(days=1) if end else ts
+        ts = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"invalid date {text!r}: use YYYY-MM-DD or an ISO 8601 datetime") from None
+    return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
+
+
+def quantile(values: list[float], q: float) -> float | None:
+    """Linear interpolation between closest ranks (numpy's default, 'inclusive')."""
+    if not values:
+        return None
+    xs = sorted(values)
+    h = (len(xs) - 1) * q
+    lo = math.floor(h)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (h - lo) * (xs[hi] - xs[lo])
+
+
+def google_bucket(outcome: str | None, basis: str | None, closed: bool) -> str:
+    if outcome == "removed_globally":
+        return "removed-legal" if basis == "legal" else "removed-policy"
+    if outcome == "restricted":
+        return "removed-policy" if basis == "policy" else "removed-legal"
+    if outcome == "not_found":
+        return "not found"
+    if outcome == "already_removed":
+        return "already removed"
+    if outcome == "needs_more_info":
+        return "not enough information"
+    if outcome is None and not closed:
+        return "pending"
+    return "no action"  # declined, still_available, no_response, reinstated, unknown
+
+
+@dataclass(slots=True)
+class _Item:
+    platform: str | None = None
+    category: str | None = None
+    effect: str | None = None  # latest platform claim
+    basis: str | None = None
+    decided_at: datetime | None = None  # first decision (any effect but needs_more_info)
+    actioned_at: datetime | None = None  # first removal/restriction
+    verified_at: datetime | None = None  # first observation confirming the claim
+    disagreed: bool = False
+
+
+@dataclass(slots=True)
+class _Req:
+    entries: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    seen: set[int] = field(default_factory=set)
+
+
+def _label_basis(b: Any) -> str:
+    if isinstance(b, Mapping):
+        inst = str(b.get("instrument") or "unknown")
+        art = b.get("article")
+        return f"{inst} art. {art}" if art not in (None, "") else inst
+    return str(b)
+
+
+def build_report(
+    paths: Iterable[str | os.PathLike[str]], start: datetime, end: datetime
+) -> dict[str, Any]:
+    """The report for requests whose first entry's @timestamp is in [start, end)."""
+    chains: dict[str, _Req] = defaultdict(_Req)
+    files: set[str] = set()
+    n_entries = dup = 0
+    horizon: str = ""
+    for path, _line, e in iter_entries(paths):
+        files.add(path)
+        ev = e.get("event")
+        d = e.get("docket")
+        if type(ev) is not dict:
+            continue
+        seq = ev.get("sequence")
+        cid = d.get("chain_id") if type(d) is dict else None
+        if cid is None and isinstance(ev.get("id"), str):
+            cid = ev["id"].rpartition(":")[0]
+        if type(seq) is not int or not isinstance(cid, str):
+            continue
+        r = chains[cid]
+        if seq in r.seen:
+            dup += 1
+            continue
+        r.seen.add(seq)
+        n_entries += 1
+        ts = e.get("@timestamp")
+        if isinstance(ts, str) and ts > horizon:
+            horizon = ts
+        r.entries.append(
+            (
+                seq,
+                {
+                    "ts": ts,
+                    "action": ev.get("action"),
+                    "to": d.get("to_state") if type(d) is dict else None,
+                    "docket": d if type(d) is dict else {},
+                    "org": (e.get("organization") or {}).get("name")
+                    if isinstance(e.get("organization"), dict)
+                    else None,
+                },
+            )
+        )
+    horizon_ts = parse_ts(horizon)
+
+    req_by: dict[str, Counter[str]] = defaultdict(Counter)
+    item_by: dict[str, Counter[str]] = defaultdict(Counter)
+    req_outcomes: Counter[str] = Counter()
+    item_outcomes: Counter[str] = Counter()
+    buckets: Counter[str] = Counter({b: 0 for b in (*GOOGLE_BUCKETS, "pending")})
+    durations: dict[str, list[float]] = {k: [] for k in DURATIONS}
+    sla = Counter[str]()
+    verification = Counter[str]()
+    disagreements: Counter[str] = Counter()
+    disagreeing_items = 0
+    appeals_by_type: Counter[str] = Counter()
+    appeals_by_outcome: Counter[str] = Counter()
+    appeals_by_both: Counter[str] = Counter()
+    n_requests = n_items = 0
+
+    for _cid, r in chains.items():
+        r.entries.sort(key=lambda x: x[0])
+        first = r.entries[0][1]
+        first_ts = parse_ts(first["ts"])
+        if first_ts is None or not (start <= first_ts < end):
+            continue
+        n_requests += 1
+        request: Mapping[str, Any] = {}
+        items: dict[str, _Item] = {}
+        sent_at = received_at = ack_at = due_at = None
+        closed = False
+        outcome: str | None = None
+        final_items: Mapping[str, Any] = {}
+        seen_dis: set[tuple[str, str, str]] = set()
+        appeals: dict[str, dict[str, Any]] = {}
+        for _seq, x in r.entries:
+            d = x["docket"]
+            action = x["action"]
+            ts = parse_ts(x["ts"])
+            data = d.get("data") if isinstance(d.get("data"), dict) else {}
+            if action == "submit" or (not request and isinstance(d.get("request"), dict)):
+                if isinstance(d.get("request"), dict):
+                    request = d["request"]
+                    if not request.get("authority_name") and x["org"]:
+                        request = {**request, "_org": x["org"]}
+                for it in d.get("items") or []:
+                    if isinstance(it, dict) and isinstance(it.get("item_id"), str):
+                        items.setdefault(
+                            it["item_id"],
+                            _Item(platform=it.get("platform"), category=it.get("category")),
+                        )
+            elif action == "delivered":
+                sent_at = parse_ts(data.get("sent_at")) or sent_at
+                received_at = parse_ts(data.get("received_at")) or received_at
+                due_at = parse_ts(data.get("due_at")) or due_at
+            elif action == "acknowledge":
+                if ack_at is None:
+                    ack_at = parse_ts(data.get("acknowledged_at")) or ts
+                due_at = parse_ts(data.get("due_at")) or due_at
+            elif action == "report_effect":
+                for it in d.get("items") or []:
+                    if not isinstance(it, dict) or not isinstance(it.get("item_id"), str):
+                        continue
+                    item = items.setdefault(it["item_id"], _Item())
+                    eff = it.get("effect")
+                    at = parse_ts(it.get("effect_at")) or ts
+                    item.effect = eff if isinstance(eff, str) else item.effect
+                    if isinstance(it.get("basis"), str):
+                        item.basis = it["basis"]
+                    if eff != "needs_more_info" and item.decided_at is None:
+                        item.decided_at = at
+                    if eff in ACTIONED and item.actioned_at is None:
+                        item.actioned_at = at
+            elif action in ("verified", "recheck"):
+                for ev_ in d.get("evidence") or []:
+                    if not isinstance(ev_, dict):
+                        continue
+                    probed = items.get(str(ev_.get("item_id")))
+                    if probed is None or probed.verified_at or probed.effect is None:
+                        continue
+                    if ev_.get("observation") in CONFIRMS.get(probed.effect, ()):
+                        probed.verified_at = ts
+                for dis in data.get("disagreements") or []:
+                    if isinstance(dis, dict):
+                        key = (
+                            str(dis.get("item_id")),
+                            str(dis.get("claim")),
+                            str(dis.get("observation")),
+                        )
+                        if key not in seen_dis:
+                            seen_dis.add(key)
+                            disagreements[f"{key[1]}->{key[2]}"] += 1
+                            if key[0] in items:
+                                items[key[0]].disagreed = True
+            elif action == "file_appeal" and isinstance(d.get("appeal"), dict):
+                a = d["appeal"]
+                appeals.setdefault(str(a.get("appeal_id")), {}).update(
+                    type=a.get("appellant_type") or "unknown",
+                    filed_at=parse_ts(a.get("filed_at")) or ts,
+                )
+            elif action == "decide_appeal" and isinstance(d.get("appeal"), dict):
+                a = d["appeal"]
+                appeals.setdefault(str(a.get("appeal_id")), {}).update(
+                    outcome=a.get("outcome") or "unknown",
+                    decided_at=parse_ts(a.get("decided_at")) or ts,
+                )
+            if x["to"] == "closed":
+                closed = True
+                if isinstance(data.get("outcome"), str):
+                    outcome = data["outcome"]
+                if isinstance(data.get("item_outcomes"), dict):
+                    final_items = data["item_outcomes"]
+
+        # -- dimensions
+        authority = str(
+            request.get("authority") or request.get("_org") or first["org"] or "unknown"
+        )
+        bases = [_label_basis(b) for b in request.get("legal_bases") or []] or ["unknown"]
+        platform = str(request.get("platform") or "unknown")
+        cats = [str(c) for c in request.get("categories") or []] or ["unknown"]
+        scope = [str(c) for c in request.get("territorial_scope") or []] or ["unknown"]
+        req_by["authority"][authority] += 1
+        req_by["platform"][platform] += 1
+        for v in bases:
+            req_by["legal_basis"][v] += 1
+        for v in cats:
+            req_by["category"][v] += 1
+        for v in scope:
+            req_by["country"][v] += 1
+        req_outcomes[outcome or ("closed_without_outcome" if closed else "open")] += 1
+        n_items += len(items)
+        for item_id, item in items.items():
+            item_by["authority"][authority] += 1
+            item_by["platform"][str(item.platform or platform)] += 1
+            for v in bases:
+                item_by["legal_basis"][v] += 1
+            for v in [item.category] if item.category else cats:
+                item_by["category"][str(v)] += 1
+            for v in scope:
+                item_by["country"][v] += 1
+            final = final_items.get(item_id)
+            final = final if isinstance(final, str) else item.effect
+            item_outcomes[final or ("unknown" if closed else "pending")] += 1
+            buckets[google_bucket(final, item.basis, closed)] += 1
+            if received_at and item.actioned_at:
+                durations["receipt_to_effect"].append(
+                    (item.actioned_at - received_at).total_seconds()
+                )
+            if item.actioned_at and item.verified_at:
+                durations["effect_to_verified"].append(
+                    (item.verified_at - item.actioned_at).total_seconds()
+                )
+            if item.effect in ACTIONED:
+                verification["items_claimed_removed"] += 1
+                if item.verified_at:
+                    verification["items_verified"] += 1
+            if item.disagreed:
+                disagreeing_items += 1
+        if sent_at and ack_at:
+            durations["send_to_ack"].append((ack_at - sent_at).total_seconds())
+        # -- SLA: only requests with a clock (a due_at was recorded)
+        if due_at is None:
+            sla["items_excluded_no_clock"] += len(items)
+            sla["requests_excluded_no_clock"] += 1
+        else:
+            counted = within = 0
+            for item in items.values():
+                if item.decided_at is None and horizon_ts is not None and due_at > horizon_ts:
+                    sla["items_pending"] += 1
+                    continue
+                counted += 1
+                if item.decided_at is not None and item.decided_at <= due_at:
+                    within += 1
+            sla["items_counted"] += counted
+            sla["items_within"] += within
+            if counted:
+                sla["requests_counted"] += 1
+                sla["requests_within"] += within == counted
+        for a in appeals.values():
+            t = str(a.get("type", "unknown"))
+            o = str(a.get("outcome", "pending"))
+            appeals_by_type[t] += 1
+            appeals_by_outcome[o] += 1
+            appeals_by_both[f"{t}/{o}"] += 1
+            if a.get("filed_at") and a.get("decided_at"):
+                durations["appeal_filed_to_decided"].append(
+                    (a["decided_at"] - a["filed_at"]).total_seconds()
+                )
+
+    def share(num: int, den: int) -> float | None:
+        return round(num / den, 4) if den else None
+
+    def stats(xs: list[float]) -> dict[str, Any]:
+        med, p90 = quantile(xs, 0.5), quantile(xs, 0.9)
+        return {
+            "n": len(xs),
+            "median_seconds": None if med is None else round(med, 3),
+            "p90_seconds": None if p90 is None else round(p90, 3),
+        }
+
+    def sorted_counts(c: Mapping[str, int]) -> dict[str, int]:
+        return dict(sorted(c.items(), key=lambda kv: (-kv[1], kv[0])))
+
+    return {
+        "period": {
+            "from": start.isoformat(),
+            "to": end.isoformat(),
+            "selection": "requests whose first audit entry (submit) has @timestamp in [from, to)",
+        },
+        "source": {
+            "files": len(files),
+            "entries": n_entries,
+            "duplicates_dropped": dup,
+            "chains_in_log": len(chains),
+            "log_horizon": horizon or None,
+        },
+        "totals": {"requests": n_requests, "items": n_items},
+        "requests_by": {k: sorted_counts(req_by[k]) for k in DIMENSIONS},
+        "items_by": {k: sorted_counts(item_by[k]) for k in DIMENSIONS},
+        "request_outcomes": sorted_counts(req_outcomes),
+        "item_outcomes": sorted_counts(item_outcomes),
+        "item_outcome_buckets": dict(buckets),
+        "durations": {k: stats(durations[k]) for k in DURATIONS},
+        "sla": {
+            "items_counted": sla["items_counted"],
+            "items_within": sla["items_within"],
+            "items_share_within": share(sla["items_within"], sla["items_counted"]),
+            "items_pending": sla["items_pending"],
+            "items_excluded_no_clock": sla["items_excluded_no_clock"],
+            "requests_counted": sla["requests_counted"],
+            "requests_within": sla["requests_within"],
+            "requests_share_within": share(sla["requests_within"], sla["requests_counted"]),
+            "requests_excluded_no_clock": sla["requests_excluded_no_clock"],
+        },
+        "verification": {
+            "items_claimed_removed": verification["items_claimed_removed"],
+            "items_verified": verification["items_verified"],
+            "share_verified": share(
+                verification["items_verified"], verification["items_claimed_removed"]
+            ),
+        },
+        "disagreements": {
+            "total": sum(disagreements.values()),
+            "items": disagreeing_items,
+            "by_claim_observation": sorted_counts(disagreements),
+        },
+        "appeals": {
+            "total": sum(appeals_by_type.values()),
+            "by_appellant_type": sorted_counts(appeals_by_type),
+            "by_outcome": sorted_counts(appeals_by_outcome),
+            "by_appellant_type_and_outcome": sorted_counts(appeals_by_both),
+        },
+    }
+
+
+DIMENSIONS = ("authority", "legal_basis", "platform", "category", "country")
+
+
+# -- rendering --------------------------------------------------------------------------------
+
+
+def _rows(report: Mapping[str, Any]) -> list[tuple[str, str, str, Any]]:
+    """(section, metric, key, value): one row per metric/dimension/value."""
+    rows: list[tuple[str, str, str, Any]] = []
+    for section, body in report.items():
+        if not isinstance(body, Mapping):
+            rows.append((section, "", "", body))
+            continue
+        for metric, value in body.items():
+            if isinstance(value, Mapping):
+                for key, v in value.items():
+                    rows.append((section, metric, str(key), v))
+            else:
+                rows.append((section, metric, "", value))
+    return rows
+
+
+def render_csv(report: Mapping[str, Any]) -> str:
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(["section", "metric", "key", "value"])
+    for section, metric, key, value in _rows(report):
+        w.writerow([section, metric, key, "" if value is None else value])
+    return out.getvalue()
+
+
+def _hours(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds / 3600:.2f} h"
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f} %"
+
+
+def render_md(report: Mapping[str, Any]) -> str:
+    p, t, src = report["period"], report["totals"], report["source"]
+    out = [
+        "# Transparency report",
+        "",
+        f"Period: {p['from']} to {p['to']} ({p['selection']}).",
+        f"Source: {src['files']} audit files, {src['entries']} entries "
+        f"({src['duplicates_dropped']} identical duplicates dropped), log up to "
+        f"{src['log_horizon']}. Run `python -m audit verify` to check the log's integrity.",
+        "",
+        f"**{t['requests']} requests, {t['items']} items.**",
+        "",
+    ]
+    for dim in DIMENSIONS:
+        out += [
+            f"## By {dim.replace('_', ' ')}",
+            "",
+            "| value | requests | items |",
+            "|---|---:|---:|",
+        ]
+        keys = dict.fromkeys([*report["requests_by"][dim], *report["items_by"][dim]])
+        for k in keys:
+            out.append(
+                f"| {k} | {report['requests_by'][dim].get(k, 0)} | "
+                f"{report['items_by'][dim].get(k, 0)} |"
+            )
+        out.append("")
+    out += [
+        "## Item outcomes (transparency-report buckets)",
+        "",
+        "| bucket | items |",
+        "|---|---:|",
+    ]
+    out += [f"| {k} | {v} |" for k, v in report["item_outcome_buckets"].items()]
+    out += ["", "| item outcome | items |", "|---|---:|"]
+    out += [f"| {k} | {v} |" for k, v in report["item_outcomes"].items()]
+    out += ["", "| request outcome | requests |", "|---|---:|"]
+    out += [f"| {k} | {v} |" for k, v in report["request_outcomes"].items()]
+    out += ["", "## Times", "", "| interval | n | median | p90 |", "|---|---:|---:|---:|"]
+    for k, s in report["durations"].items():
+        out.append(
+            f"| {k.replace('_', ' ')} | {s['n']} | {_hours(s['median_seconds'])} | "
+            f"{_hours(s['p90_seconds'])} |"
+        )
+    s, v, dis, ap = (
+        report["sla"],
+        report["verification"],
+        report["disagreements"],
+        report["appeals"],
+    )
+    out += [
+        "",
+        "## SLA, verification, disagreements",
+        "",
+        f"- Items within SLA: {s['items_within']} of {s['items_counted']} "
+        f"({_pct(s['items_share_within'])}); {s['items_pending']} pending, "
+        f"{s['items_excluded_no_clock']} excluded (no SLA clock).",
+        f"- Requests within SLA: {s['requests_within']} of {s['requests_counted']} "
+        f"({_pct(s['requests_share_within'])}).",
+        f"- Items independently verified: {v['items_verified']} of "
+        f"{v['items_claimed_removed']} claimed removed/restricted ({_pct(v['share_verified'])}).",
+        f"- Platform claim vs our observation disagreements: {dis['total']} "
+        f"on {dis['items']} items.",
+    ]
+    out += [f"  - {k}: {n}" for k, n in dis["by_claim_observation"].items()]
+    out += [
+        "",
+        "## Appeals",
+        "",
+        f"{ap['total']} appeals.",
+        "",
+        "| appellant type / outcome | appeals |",
+        "|---|---:|",
+    ]
+    out += [f"| {k} | {n} |" for k, n in ap["by_appellant_type_and_outcome"].items()]
+    return "\n".join(out) + "\n"
+
+
+def render(report: Mapping[str, Any], fmt: str) -> str:
+    if fmt == "json":
+        return orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n"
+    if fmt == "csv":
+        return render_csv(report)
+    if fmt == "md":
+        return render_md(report)
+    raise ValueError(f"unknown format {fmt!r} (md, csv, json)")
