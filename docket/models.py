@@ -59,6 +59,7 @@ Reason = Annotated[
     AfterValidator(_no_control_chars_multiline),
 ]
 Identifier = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
+PolicyId = Annotated[str, StringConstraints(pattern=r"^[A-Z0-9][A-Z0-9-]{1,40}$")]
 ItemId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$")]
 CountryCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
 LanguageTag = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")]
@@ -148,7 +149,7 @@ class Order(Model):
     scope_justification: Text | None = None
     redress: Text
     priority: Priority = "normal"
-    sla_policy: Identifier
+    sla_policy: PolicyId
     language: LanguageTag
     issued_at: AwareDatetime
     items: Annotated[tuple[Item, ...], Field(min_length=1, max_length=500)]

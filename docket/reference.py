@@ -15,15 +15,16 @@ from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
 
 from docket.lifecycle import Role
-from docket.models import Actor, Identifier, Line, Url
+from docket.models import Actor, Identifier, Line, PolicyId, Url
 from docket.verification import MarkerSet
 
 DEFAULT_DIR = Path(__file__).parent / "data"
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_ISO_DURATION = TypeAdapter(timedelta)
 
 
 def parse_duration(value: Any) -> timedelta:
@@ -36,6 +37,8 @@ def parse_duration(value: Any) -> timedelta:
         match = _DURATION.match(value)
         if match:
             return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+        if value.startswith("P"):  # ISO 8601, as pydantic serialises a timedelta
+            return _ISO_DURATION.validate_python(value)
     raise ValueError(f"expected a duration like '90s', '30m', '24h' or '7d', got {value!r}")
 
 
@@ -82,7 +85,7 @@ class LegalBasis(RefModel):
 
 
 class SlaPolicy(RefModel):
-    id: Annotated[str, Field(pattern=r"^[A-Z0-9][A-Z0-9-]{1,40}$")]
+    id: PolicyId
     title: Line
     legal_basis: Identifier
     respond_within: Duration | None = None

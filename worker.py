@@ -1,0 +1,198 @@
+"""The Docket worker: runs `AuthorityRequest` workflows and their activities.
+
+    ./run worker                       # or: python worker.py
+
+Connection settings come from `temporalio.envconfig` (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE,
+TEMPORAL_API_KEY, TEMPORAL_TLS_*, TEMPORAL_PROFILE, or a temporal.toml profile), so the same
+worker runs against the local dev server, a self-hosted cluster or Temporal Cloud. Platform
+signing secrets are read from the environment variables that the reference data names
+(`credential_env`); they stay in this process and never enter workflow history.
+Other settings: DOCKET_AUDIT_DIR (default ./var/audit), DOCKET_REFERENCE_DIR,
+DOCKET_PLATFORM_URL_<PLATFORM> (override a platform's base URL), DOCKET_LOG_FORMAT=json|console.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import structlog
+from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.envconfig import ClientConfig
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from activities.audit import AuditActivities
+from activities.platform import PlatformActivities, PlatformEndpoint
+from audit.writer import AuditWriter
+from docket.reference import ReferenceData, default_reference
+from docket.temporal_names import SEARCH_ATTRIBUTES, TASK_QUEUE, cli_type
+from workflows import AuthorityRequest
+
+log = structlog.get_logger("docket.worker")
+
+# Pure, deterministic modules shared by all workflow runs instead of re-imported per run
+# (the sandbox re-imports everything else): our core and its libraries.
+PASSTHROUGH = ("docket", "audit", "transitions", "pydantic", "pydantic_core", "annotated_types")
+
+
+class WorkerSetupError(Exception):
+    """The worker cannot start; the message says what to do."""
+
+
+def configure_logging(fmt: str | None = None) -> None:
+    """Application logs (not the audit log): JSON lines or a console renderer, to stderr."""
+    fmt = fmt or os.environ.get("DOCKET_LOG_FORMAT", "console")
+    renderer: structlog.types.Processor = (
+        structlog.processors.JSONRenderer()
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            renderer,
+        ],
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s: %(message)s")
+
+
+async def connect(identity: str | None = None) -> Client:
+    """A client from envconfig (profile file + TEMPORAL_* variables) with Docket's converter."""
+    options: dict[str, Any] = dict(ClientConfig.load_client_connect_config())
+    options.setdefault("target_host", "localhost:7233")
+    options["data_converter"] = pydantic_data_converter
+    if identity:
+        options["identity"] = identity
+    return await Client.connect(**options)
+
+
+async def check_search_attributes(client: Client) -> None:
+    """Refuse to start when a search attribute is not registered (with the command to fix)."""
+    response = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=client.namespace)
+    )
+    registered = dict(response.custom_attributes)
+    missing = [key for key in SEARCH_ATTRIBUTES if key.name not in registered]
+    wrong = [
+        key
+        for key in SEARCH_ATTRIBUTES
+        if key.name in registered and int(registered[key.name]) != int(key.indexed_value_type)
+    ]
+    if missing or wrong:
+        fixes = "\n".join(
+            f"  temporal operator search-attribute create --namespace {client.namespace} "
+            f"--name {key.name} --type {cli_type(key)}"
+            for key in missing
+        )
+        problems = [f"missing: {', '.join(k.name for k in missing)}"] if missing else []
+        problems += [f"wrong type: {k.name} (want {cli_type(k)})" for k in wrong]
+        raise WorkerSetupError(
+            f"search attributes not registered on namespace {client.namespace!r} "
+            f"({'; '.join(problems)}). Register them, then start the worker again:\n{fixes}"
+        )
+
+
+def platform_endpoints(
+    reference: ReferenceData, environ: Mapping[str, str] | None = None
+) -> dict[str, PlatformEndpoint]:
+    """Endpoints from the reference data; secrets from the environment, never from history."""
+    environ = os.environ if environ is None else environ
+    endpoints = {}
+    for platform in reference.platforms.values():
+        secret = environ.get(platform.credential_env, "")
+        if platform.api and not secret:
+            log.warning(
+                "platform without credentials: deliveries to it will fail",
+                platform=platform.id,
+                set_variable=platform.credential_env,
+            )
+            continue
+        base_url = environ.get(f"DOCKET_PLATFORM_URL_{platform.id.upper()}", platform.base_url)
+        endpoints[platform.id] = PlatformEndpoint(
+            base_url=base_url, secret=secret.encode(), markers=platform.markers, api=platform.api
+        )
+    return endpoints
+
+
+def build_worker(
+    client: Client,
+    *,
+    platforms: PlatformActivities,
+    writer: AuditWriter,
+    task_queue: str = TASK_QUEUE,
+    max_concurrent_activities: int = 200,
+) -> Worker:
+    """The worker with Docket's workflows and activities (tests and the demo use this too)."""
+    audit = AuditActivities(writer)
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[AuthorityRequest],
+        activities=[audit.write_entries, *platforms.activities()],
+        max_concurrent_activities=max_concurrent_activities,
+        workflow_runner=SandboxedWorkflowRunner(
+            restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
+        ),
+    )
+
+
+async def run_worker() -> int:
+    configure_logging()
+    reference = default_reference()
+    audit_dir = Path(os.environ.get("DOCKET_AUDIT_DIR", "var/audit"))
+    audit_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        client = await connect(identity=f"docket-worker@{os.uname().nodename}:{os.getpid()}")
+        await check_search_attributes(client)
+    except WorkerSetupError as exc:
+        print(f"docket worker: {exc}", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:  # connection refused and friends
+        print(
+            f"docket worker: cannot reach Temporal ({exc}). Start it (./run demo starts a dev "
+            "server) or set TEMPORAL_ADDRESS / TEMPORAL_PROFILE.",
+            file=sys.stderr,
+        )
+        return 2
+    platforms = PlatformActivities(platform_endpoints(reference))
+    writer = AuditWriter(audit_dir)
+    worker = build_worker(client, platforms=platforms, writer=writer)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    log.info(
+        "worker started",
+        task_queue=TASK_QUEUE,
+        namespace=client.namespace,
+        audit_dir=str(audit_dir),
+        platforms=sorted(platform_endpoints(reference, {}) or reference.platforms),
+    )
+    async with worker:
+        await stop.wait()
+        log.info("shutting down: finishing in-flight tasks")
+    await platforms.aclose()
+    writer.close()
+    log.info("worker stopped")
+    return 0
+
+
+def main() -> None:
+    sys.exit(asyncio.run(run_worker()))
+
+
+if __name__ == "__main__":
+    main()
