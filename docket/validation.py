@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -44,17 +45,21 @@ class InvalidRequest(Exception):
 
 
 _FIELD_MESSAGE = re.compile(r"^([\w\[\].]+): (.+)$", re.S)
+_PROBLEM_SEPARATOR = re.compile(r"; (?=[\w\[\].]+: )")
 
 
 def _pydantic_issues(exc: ValidationError) -> list[Issue]:
     issues = []
-    for err in exc.errors():
+    errors = exc.errors()
+    for err in errors:
+        if err["type"] == "too_short" and _has_nested_error(err["loc"], errors):
+            continue  # the list only looks short because its entries failed: report those
         message = err["msg"].removeprefix("Value error, ")
         loc = format_loc(tuple(err["loc"]))
         if err["type"] == "extra_forbidden":
             issues.append(Issue(loc, "unknown field (check the spelling; see docs/requests.md)"))
             continue
-        parts = message.split("; ")
+        parts = _PROBLEM_SEPARATOR.split(message)  # a problem's text may itself hold "; "
         matches = [_FIELD_MESSAGE.match(part) for part in parts]
         if err["type"] == "value_error" and all(matches):
             # cross-field checks name their own fields, relative to the model that made them
@@ -66,6 +71,10 @@ def _pydantic_issues(exc: ValidationError) -> list[Issue]:
             continue
         issues.append(Issue(loc, message))
     return issues
+
+
+def _has_nested_error(loc: tuple[int | str, ...], errors: list[Any]) -> bool:
+    return any(len(e["loc"]) > len(loc) and tuple(e["loc"][: len(loc)]) == loc for e in errors)
 
 
 def validate_order(
@@ -243,10 +252,14 @@ def _parse_json(text: str, source: str) -> Any:
 
 def workflow_id_for(authority: str, reference: str) -> str:
     """`req-<authority>-<reference>` with only [a-z0-9-]: the Temporal UI breaks on / and :."""
-    slug = re.sub(r"[^a-z0-9]+", "-", f"{authority}-{reference}".lower()).strip("-")
+    # Transliterate first (Đ -> d, ộ -> o): dropping letters would map different references
+    # (e.g. "TTĐT" and "TTÂT") to the same id and so to the same run.
+    text = unicodedata.normalize("NFKD", f"{authority}-{reference}".replace("Đ", "D"))
+    text = "".join(c for c in text.replace("đ", "d") if not unicodedata.combining(c))
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
     if not slug:
         raise ValueError("authority and reference give an empty workflow id")
-    return f"req-{slug}"[:200]
+    return f"req-{slug}"[:200].rstrip("-")
 
 
 def fingerprint(order: Order) -> str:
