@@ -299,6 +299,9 @@ class PlatformActivities:
             info = activity.info()
             raw = f"{info.workflow_id}:{info.workflow_run_id}:{info.activity_id}"
             key = "n-" + hashlib.sha256(raw.encode()).hexdigest()[:32]
+            # The key goes into the signed body too: two different notices never share a
+            # signature, even when sent in the same second.
+            notice = notice.model_copy(update={"notice_id": key})
         path = f"/v1/requests/{ticket}/notices"
         body = notice.model_dump_json().encode()
         response = await self._call(platform, "POST", path, body, key)

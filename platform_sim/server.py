@@ -21,7 +21,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
@@ -76,6 +76,8 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "DocketPlatformSim/1"
     timeout = 60
+    disable_nagle_algorithm = True  # headers and body go out without a delayed-ACK stall
+    wbufsize = 64 * 1024  # one write per response; flushed by handle_one_request
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -333,11 +335,13 @@ class PlatformSimulator:
             self._thread.join(timeout=5)
         log.info("platform_sim.stopped", port=self.port)
 
-    def serve_forever(self) -> None:
-        """Run in the calling thread until interrupted (the CLI)."""
+    def serve_forever(self, on_ready: Callable[[str], None] | None = None) -> None:
+        """Run in the calling thread until interrupted (the CLI); ``on_ready(url)`` once bound."""
         server = _Server((self.host, self.port), self)
         self._server = server
         self.port = server.server_address[1]
+        if on_ready is not None:
+            on_ready(self.url)
         try:
             server.serve_forever(poll_interval=0.2)
         finally:
@@ -436,10 +440,12 @@ def main(argv: list[str] | None = None) -> int:
         speed=args.speed,
         state_file=args.state_file,
     )
-    print(f"platform_sim: serving {', '.join(platforms)} on http://{args.host}:{args.port}/")
-    sys.stdout.flush()
+
+    def ready(url: str) -> None:
+        print(f"platform_sim: serving {', '.join(platforms)} on {url}/", flush=True)
+
     with contextlib.suppress(KeyboardInterrupt):
-        sim.serve_forever()
+        sim.serve_forever(ready)
     return 0
 
 
