@@ -123,7 +123,10 @@ class ItemRecord:
         relevant = list(vantages)
         if effect == "restricted" and self.claim is not None:
             inside = [v for v in vantages if v in self.claim.get("restricted_in", ())]
-            relevant = inside or [v for v in vantages if v != "control"] or relevant
+            # a restriction is expected to be visible from outside: control proves nothing
+            relevant = inside or [v for v in vantages if v != "control"]
+            if not relevant:
+                return "inconclusive"
         seen = [self.observations.get(v) for v in relevant]
         observed = [Observation(o["observation"]) for o in seen if o is not None]
         if any(o is Observation.AVAILABLE for o in observed):
@@ -478,7 +481,8 @@ class Case:
     ) -> dict[str, Any]:
         """Check the command against the facts and change the copy; return entry parts."""
         actor = command.actor
-        if command.trigger == "approve" and actor.id == facts.maker_id:
+        makers = {facts.maker_id, self.request.submitted_by.id}
+        if command.trigger == "approve" and actor.id in makers:
             raise CommandRejected(
                 f"{actor.id} made this request and cannot approve it; "
                 "another approver must (four-eyes rule)",
@@ -612,9 +616,12 @@ class Case:
         if appeal is None:
             raise CommandRejected("there is no open appeal to decide", state)
         reviewer = command.actor.id
-        deciders = {facts.maker_id, facts.approver_id, appeal.filed_by} | {
-            facts.items[i].claim_by for i in appeal.target_items
-        }
+        deciders = {
+            facts.maker_id,
+            self.request.submitted_by.id,
+            facts.approver_id,
+            appeal.filed_by,
+        } | {facts.items[i].claim_by for i in appeal.target_items}
         if reviewer in deciders:
             raise CommandRejected(
                 f"{reviewer} took part in the decision under appeal (maker, approver, "
@@ -691,7 +698,8 @@ def next_due(
     - sla_expired into second_notice: the second notice's own window starts now
     - acknowledged (first time): the effect is due at receipt + effect_within
     - acknowledged again (re-notified, decline reversed): effect_within from now
-    - provide_info: the time spent waiting for the authority was already added (paused)
+    - provide_info: the time spent waiting for the authority was already added (paused); if
+      the info was asked for while overdue, the clock resumes expired (due now)
     - info_requested keeps the deadline (paused); other states have no running clock
     """
     policy = facts.policy
@@ -702,6 +710,8 @@ def next_due(
     if dest is State.SECOND_NOTICE:
         return now + policy.second_notice_within if policy.second_notice_within else None
     if dest is State.ACKNOWLEDGED:
+        if spec.trigger == "provide_info" and facts.due_at is None and policy.effect_within:
+            return now  # asked while overdue: the paused clock had already run out
         if spec.trigger == "provide_info" or source is State.ACKNOWLEDGED:
             return facts.due_at
         if not policy.effect_within:
