@@ -67,6 +67,7 @@ def configure_logging(fmt: str | None = None) -> None:
         cache_logger_on_first_use=True,
     )
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per HTTP call is noise
 
 
 async def connect(identity: str | None = None) -> Client:
