@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
 
 import worker as docket_worker
 from activities.platform import PlatformActivities, PlatformEndpoint
@@ -131,9 +132,7 @@ class Demo:
                 self.sim = sim
                 say(f"docket demo: platform simulator on {sim.url}")
                 client = await Client.connect(
-                    server.address,
-                    data_converter=docket_worker.pydantic_data_converter,
-                    identity="docket-demo",
+                    server.address, data_converter=pydantic_data_converter, identity="docket-demo"
                 )
                 self.client = client
                 await docket_worker.check_search_attributes(client)
