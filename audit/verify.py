@@ -423,7 +423,13 @@ def verify_paths(
             scans = list(pool.map(_scan, chunks))
     else:
         scans = [_scan(c) for c in chunks]
-    _check(result, files, scans, anchors, anchors_are_prefixes)
+    enabled = gc.isenabled()
+    gc.disable()  # the index holds ~2 tuples per entry, none cyclic
+    try:
+        _check(result, files, scans, anchors, anchors_are_prefixes)
+    finally:
+        if enabled:
+            gc.enable()
     return result
 
 
