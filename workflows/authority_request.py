@@ -74,6 +74,9 @@ NOTICE_RETRY = RetryPolicy(
     non_retryable_error_types=["PlatformRejected", "SignatureRejected"],
 )
 
+POLL_BACKOFF_DOUBLINGS = 6
+POLL_BACKOFF_CAP = timedelta(hours=1)
+
 # States in which the platform may act, so a platform with an API is polled.
 POLLED = frozenset(
     {State.AWAITING_ACK, State.SECOND_NOTICE, State.UNRESPONSIVE, State.ACKNOWLEDGED, State.OVERDUE}
@@ -100,6 +103,7 @@ class AuthorityRequest:
         )
         self._lock = asyncio.Lock()
         self._version = 0  # bumps on every committed transition
+        self._quiet_polls = 0  # polls in a row that found nothing new
         self._outbox: list[Notice] = []
         self._entered_at: datetime | None = None
         self._second_notice_at: datetime | None = None
@@ -144,7 +148,7 @@ class AuthorityRequest:
         """Wait for a command, the next deadline, or the next poll of the platform."""
         version = self._version
         deadline = self._deadline(state)
-        poll_every = self.request.platform.poll_interval
+        poll_every = self._poll_interval()
         polling = self.request.platform.api and state in POLLED
         now = workflow.now()
         timeout: timedelta | None = None
@@ -166,6 +170,14 @@ class AuthorityRequest:
             await deadline.fire()
         elif polling:
             await self._poll()
+
+    def _poll_interval(self) -> timedelta:
+        """The platform's interval, doubled after each poll that found nothing new (at most
+        64x, at most an hour, never below the base), so a platform that stays silent for days
+        does not fill the history; any transition resets it."""
+        base = self.request.platform.poll_interval
+        backed_off = base * (2 ** min(self._quiet_polls, POLL_BACKOFF_DOUBLINGS))
+        return max(base, min(backed_off, POLL_BACKOFF_CAP))
 
     def _deadline(self, state: State) -> Deadline | None:
         facts = self.case.facts
@@ -203,6 +215,7 @@ class AuthorityRequest:
         )
         self.case.commit(planned)
         self._version += 1
+        self._quiet_polls = 0
         self._entered_at = workflow.now()
         self._after(planned)
         self._publish()
@@ -433,7 +446,9 @@ class AuthorityRequest:
         except ActivityError as exc:
             workflow.logger.warning("polling %s failed: %s", platform.id, _cause(exc))
             return
-        for command in self._commands_from(status):
+        commands = self._commands_from(status)
+        self._quiet_polls = 0 if commands else self._quiet_polls + 1
+        for command in commands:
             try:
                 await self._apply(command)
             except ApplicationError as exc:  # the state moved meanwhile: poll again later
