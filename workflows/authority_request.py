@@ -176,7 +176,7 @@ class AuthorityRequest:
         64x, at most an hour, never below the base), so a platform that stays silent for days
         does not fill the history; any transition resets it."""
         base = self.request.platform.poll_interval
-        backed_off = base * (2 ** min(self._quiet_polls, POLL_BACKOFF_DOUBLINGS))
+        backed_off = base * (1 << min(self._quiet_polls, POLL_BACKOFF_DOUBLINGS))
         return max(base, min(backed_off, POLL_BACKOFF_CAP))
 
     def _deadline(self, state: State) -> Deadline | None:
