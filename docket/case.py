@@ -367,6 +367,9 @@ class Case:
         data: Mapping[str, Any] | None = None,
     ) -> Planned:
         """Plan a transition the workflow itself fires (timers, deliveries, probes, polls)."""
+        state = self.current
+        if state not in sources_for(trigger):  # before touching facts (e.g. a late timer)
+            raise CommandRejected(str(InvalidTransition(trigger, state)), state)
         facts = copy.deepcopy(self.facts)
         for key, value in (change or {}).items():
             setattr(facts, key, value)
