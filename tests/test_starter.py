@@ -1,0 +1,100 @@
+"""The CLI's offline paths: validate, triggers, argument errors (exit codes and messages)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import starter
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def test_validate_accepts_every_example(capsys: pytest.CaptureFixture[str]) -> None:
+    files = sorted(str(p) for p in (EXAMPLES / "seed").glob("*.json"))
+    files += sorted(str(p) for p in (EXAMPLES / "other").glob("*.json*"))
+    assert starter.main(["validate", *files]) == 0
+    out = capsys.readouterr()
+    assert out.out == ""
+    assert "0 problem(s)" in out.err
+
+
+def test_validate_reports_every_problem_with_its_path(capsys: pytest.CaptureFixture[str]) -> None:
+    broken = EXAMPLES / "broken" / "several-errors.json"
+    assert starter.main(["validate", str(broken)]) == 2
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) >= 4  # several problems in one pass, not just the first
+    assert all(line.startswith(f"{broken}: ") for line in lines)
+    assert any(": platform: unknown platform 'zalo'" in line for line in lines)
+
+
+def test_validate_json_output_for_scripts(capsys: pytest.CaptureFixture[str]) -> None:
+    broken = EXAMPLES / "broken" / "unknown-platform.json"
+    assert starter.main(["validate", "--json", str(broken)]) == 2
+    data = json.loads(capsys.readouterr().out)
+    assert data["valid"] == 0
+    assert data["problems"] == [
+        f"{broken}: platform: unknown platform 'zalo'; known: facebook, tiktok, youtube"
+    ]
+
+
+def test_validate_missing_file(capsys: pytest.CaptureFixture[str]) -> None:
+    assert starter.main(["validate", "no/such/file.json"]) == 2
+    assert "no/such/file.json: (file): no such file" in capsys.readouterr().out
+
+
+def test_submit_refuses_a_batch_with_any_invalid_request(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    good = EXAMPLES / "seed" / "mic-facebook-2017.json"
+    bad = EXAMPLES / "broken" / "bad-url.json"
+    # Fails before any connection: nothing is half-submitted.
+    assert starter.main(["submit", str(good), str(bad), "--as", "nguyen.van.an"]) == 2
+    err = capsys.readouterr().err
+    assert "nothing submitted" in err
+    assert "items[0].url" in err
+
+
+def test_commands_name_an_unknown_actor(capsys: pytest.CaptureFixture[str]) -> None:
+    code = starter.main(["approve", "req-x", "--as", "nobody", "--reason", "because"])
+    assert code == 2
+    assert "--as: unknown actor 'nobody'; known:" in capsys.readouterr().err
+
+
+def test_command_payload_errors_are_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
+    code = starter.main(
+        ["effect", "req-x", "--as", "liaison.facebook", "--reason", "done", "--item", "fb-1"]
+    )
+    assert code == 2
+    assert "expected ITEM=EFFECT" in capsys.readouterr().err
+    code = starter.main(
+        [
+            "effect",
+            "req-x",
+            "--as",
+            "liaison.facebook",
+            "--reason",
+            "done",
+            "--item",
+            "fb-1=vanished",
+        ]
+    )
+    assert code == 2
+    assert "effects[0].effect" in capsys.readouterr().err
+
+
+def test_triggers_for_a_state(capsys: pytest.CaptureFixture[str]) -> None:
+    assert starter.main(["triggers", "pending_approval"]) == 0
+    out = capsys.readouterr().out
+    assert [line.split()[0] for line in out.splitlines()] == ["approve", "reject", "withdraw"]
+    assert "approve          roles: approver" in out
+    assert starter.main(["triggers", "nowhere"]) == 2
+    assert "unknown state 'nowhere'" in capsys.readouterr().err
+
+
+def test_usage_errors_exit_2() -> None:
+    with pytest.raises(SystemExit) as exc:
+        starter.main(["approve"])
+    assert exc.value.code == 2
