@@ -299,6 +299,7 @@ class AuthorityRequest:
         case = self.case
         facts = case.facts
         state = case.state
+        outcomes = case.item_outcomes()
         return {
             "request_id": case.request_id,
             "state": state.value if state else "submitting",
@@ -320,7 +321,7 @@ class AuthorityRequest:
                     "claim_by": item.claim_by,
                     "observations": {v: o["observation"] for v, o in item.observations.items()},
                     "verification": item.verification(facts.vantages),
-                    "outcome": case.item_outcomes()[item.item_id],
+                    "outcome": outcomes[item.item_id],
                 }
                 for item in facts.items.values()
             ],
