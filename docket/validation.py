@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from docket.models import Order
+from docket.models import Order, utc_iso
 from docket.reference import ReferenceData, format_loc
 
 MAX_FILE_BYTES = 16 * 1024 * 1024
@@ -263,8 +263,10 @@ def workflow_id_for(authority: str, reference: str) -> str:
 
 
 def fingerprint(order: Order) -> str:
-    """SHA-256 of the order's canonical JSON: same request -> same fingerprint."""
-    body = json.dumps(
-        order.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False
-    )
+    """SHA-256 of the order's canonical JSON: same request -> same fingerprint.
+
+    Times are normalised to UTC first: 09:00+07:00 and 02:00Z are the same request."""
+    data = order.model_dump(mode="json")
+    data["issued_at"] = utc_iso(order.issued_at)
+    body = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(body.encode("utf-8")).hexdigest()

@@ -393,3 +393,17 @@ def test_fingerprint_is_stable_and_sensitive(reference: ReferenceData) -> None:
     items[0]["reason"] = items[0]["reason"].replace("Thủ tướng", "Thủ tuớng")
     other = fingerprint(validate_order(dict(raw, items=items), reference, now=NOW))
     assert other not in seen
+
+
+def test_fingerprint_ignores_how_the_issue_time_is_written() -> None:
+    from docket.reference import default_reference
+    from docket.validation import fingerprint, read_request_file, validate_order
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "seed" / "mic-facebook-2017.json"
+    raw = next(read_request_file(path)).data
+    reference = default_reference()
+    local = validate_order(raw, reference)
+    utc = validate_order({**raw, "issued_at": "2017-04-26T02:00:00Z"}, reference)
+    later = validate_order({**raw, "issued_at": "2017-04-26T02:00:01Z"}, reference)
+    assert fingerprint(local) == fingerprint(utc)
+    assert fingerprint(local) != fingerprint(later)
