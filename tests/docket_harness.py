@@ -1,0 +1,301 @@
+"""Shared helpers for the workflow, integration and replay tests (and tests/histories/record.py).
+
+Fixtures live in tests/conftest.py; this module holds the plain helpers they and the tests use:
+orders against the platform simulator, reference data with test-sized SLA policies, the
+simulator and worker setup, and waiting on a request's state through its `status` query.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import secrets
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import WorkflowExecutionStatus
+from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+import worker as docket_worker
+from activities.platform import PlatformActivities, PlatformEndpoint
+from audit.reader import iter_entries
+from audit.writer import AuditWriter
+from docket import client as docket
+from docket.lifecycle import Role
+from docket.models import Actor, Command, Order, Receipt
+from docket.reference import ReferenceData, SlaPolicy, default_reference
+from docket.validation import validate_order
+from platform_sim.scenarios import PlatformScenario
+from platform_sim.server import PlatformSimulator
+
+# The platforms the simulator answers; youtube's worker secret is deliberately wrong in the
+# integration worker (delivery_failed), tiktok has no API (manual channel, nothing polled).
+SIM_PLATFORMS = ("facebook", "youtube")
+# Simulator seconds before a `slowack` order is acknowledged (see FAST_POLICY's clocks).
+SLOW_ACK_DELAY = 12.0
+
+# Test-sized clocks for the dev server: shorter than DEMO-VN-C38, with margins wide enough
+# for a loaded 2-core machine (a 1 s poll sees a 1 s ack long before the 8 s SLA).
+FAST_POLICY = "TEST-FAST"
+NO_CLOCK_POLICY = "EU-DSA-ART9"
+
+
+def new_secrets() -> dict[str, str]:
+    """Per-session signing secrets: random, so a leak is found by searching for the string."""
+    return {p: f"sk-{p}-{secrets.token_hex(12)}" for p in SIM_PLATFORMS}
+
+
+def fast_reference(base: ReferenceData | None = None) -> ReferenceData:
+    """The shipped reference data plus TEST-FAST (Circular 38's shape, seconds not hours)."""
+    base = base or default_reference()
+    demo = base.sla_policies["DEMO-VN-C38"]
+    fast = demo.model_copy(
+        update={
+            "id": FAST_POLICY,
+            "title": "Tests only: Circular 38 shape with second-sized clocks",
+            "respond_within": timedelta(seconds=8),
+            "second_notice_within": timedelta(seconds=8),
+            "effect_within": timedelta(seconds=12),
+            "appeal_window": timedelta(seconds=5),
+            "rechecks": (timedelta(seconds=1), timedelta(seconds=2)),
+        }
+    )
+    policies: dict[str, SlaPolicy] = {**base.sla_policies, FAST_POLICY: fast}
+    return base.model_copy(update={"sla_policies": policies})
+
+
+def make_simulator(sim_secrets: Mapping[str, str]) -> PlatformSimulator:
+    """One simulator: every platform complies by default; slug tokens pick the behaviour."""
+    facebook = PlatformScenario.preset("comply", slow_ack_delay=SLOW_ACK_DELAY)
+    return PlatformSimulator(
+        "127.0.0.1",
+        0,
+        dict(sim_secrets),
+        {"facebook": facebook, "youtube": PlatformScenario.preset("comply")},
+    )
+
+
+def endpoints(
+    sim: PlatformSimulator,
+    reference: ReferenceData,
+    worker_secrets: Mapping[str, str],
+) -> dict[str, PlatformEndpoint]:
+    """Worker endpoints pointing at the simulator (tiktok: no API, probes only)."""
+    out: dict[str, PlatformEndpoint] = {}
+    for platform in ("facebook", "youtube", "tiktok"):
+        ref = reference.platforms[platform]
+        out[platform] = PlatformEndpoint(
+            base_url=sim.base_url(platform),
+            secret=worker_secrets.get(platform, "").encode(),
+            markers=ref.markers,
+            api=ref.api,
+        )
+    return out
+
+
+def build_worker(
+    client: Client,
+    sim: PlatformSimulator,
+    audit_dir: Path,
+    worker_secrets: Mapping[str, str],
+    reference: ReferenceData | None = None,
+) -> tuple[Worker, PlatformActivities, AuditWriter]:
+    """The real worker (worker.build_worker) against the simulator, auditing to `audit_dir`."""
+    platforms = PlatformActivities(endpoints(sim, reference or default_reference(), worker_secrets))
+    writer = AuditWriter(audit_dir)
+    return docket_worker.build_worker(client, platforms=platforms, writer=writer), platforms, writer
+
+
+def actor(actor_id: str) -> Actor:
+    return default_reference().actor(actor_id)
+
+
+def liaison(platform: str) -> Actor:
+    """The platform's liaison, as the CLI would send it (a human reporting for the platform)."""
+    return actor(f"liaison.{platform}")
+
+
+CNAM_OFFICER = Actor(id="officer.cnam", roles=(Role.OFFICER,), organization="Coimisiún na Meán")
+
+
+def make_order(
+    sim: PlatformSimulator,
+    reference_text: str,
+    slugs: Sequence[str],
+    *,
+    reference: ReferenceData,
+    platform: str = "facebook",
+    policy: str = FAST_POLICY,
+    authority: str = "mst",
+    officer: str = "nguyen.van.an",
+    basis: str = "vn-c38-2016",
+    scope: Sequence[str] = ("VN",),
+    category: str = "impersonation",
+) -> Order:
+    """A valid order whose items are simulator content URLs (slug tokens pick behaviours)."""
+    raw: dict[str, Any] = {
+        "authority": authority,
+        "reference": reference_text,
+        "officer": officer,
+        "platform": platform,
+        "legal_bases": [{"basis": basis, "provision": "Điều 5 khoản 1"}],
+        "statement_of_reasons": (
+            "Các nội dung dưới đây mạo danh lãnh đạo nhà nước và vi phạm pháp luật (test)."
+        ),
+        "territorial_scope": list(scope),
+        "redress": "The platform and the uploader may appeal to the issuing authority.",
+        "sla_policy": policy,
+        "language": "vi",
+        "issued_at": (datetime.now(UTC) - timedelta(hours=1)).isoformat(),
+        "items": [
+            {
+                "item_id": f"i{n}",
+                "url": sim.content_url(platform, slug),
+                "content_type": "post",
+                "category": category,
+                "reason": f"Item {n} breaches the cited provision.",
+            }
+            for n, slug in enumerate(slugs, start=1)
+        ],
+    }
+    return validate_order(raw, reference)
+
+
+async def submit(
+    client: Client,
+    order: Order,
+    reference: ReferenceData,
+    *,
+    submitted_by: Actor | None = None,
+    poll_interval: timedelta = timedelta(seconds=1),
+) -> str:
+    sub = await docket.submit(
+        client,
+        order,
+        submitted_by=submitted_by or actor(order.officer),
+        reference=reference,
+        poll_interval=poll_interval,
+    )
+    assert sub.created
+    return sub.request_id
+
+
+async def command(client: Client, request_id: str, cmd: Command) -> Receipt:
+    return await docket.send_command(client, request_id, cmd)
+
+
+async def wait_for(
+    client: Client,
+    request_id: str,
+    *,
+    state: str | None = None,
+    action: str | None = None,
+    timeout: float = 60.0,
+) -> dict[str, Any]:
+    """Poll the `status` query until the request is in `state` (or `action` is in its
+    timeline); return the status. Raises AssertionError naming where it got stuck."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    last: dict[str, Any] = {}
+    while True:
+        try:
+            last = await docket.status(client, request_id)
+        except docket.DocketError:
+            last = {}
+        if state is not None and last.get("state") == state:
+            return last
+        if action is not None and last:
+            actions = [e["event"]["action"] for e in await docket.timeline(client, request_id)]
+            if action in actions:
+                return last
+        if loop.time() > deadline:
+            trail = []
+            if last:
+                trail = [
+                    f"{e['event']['action']}->{e['docket']['to_state']}"
+                    for e in await docket.timeline(client, request_id)
+                ]
+            raise AssertionError(
+                f"{request_id} did not reach {state or action} within {timeout}s: "
+                f"state {last.get('state')!r}, timeline {trail}"
+            )
+        await asyncio.sleep(0.2)
+
+
+def actions(timeline: Iterable[Mapping[str, Any]]) -> list[str]:
+    return [str(e["event"]["action"]) for e in timeline]
+
+
+def path(timeline: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The states a request went through, in order."""
+    return [str(e["docket"]["to_state"]) for e in timeline]
+
+
+def audit_entries(audit_dir: Path, request_id: str) -> list[dict[str, Any]]:
+    """The request's entries from the log files, deduplicated by event id, in order."""
+    seen: dict[str, dict[str, Any]] = {}
+    for _path, _line, entry in iter_entries([audit_dir]):
+        event = entry.get("event", {})
+        if str(event.get("id", "")).startswith(f"{request_id}:"):
+            seen.setdefault(str(event["id"]), entry)
+    return sorted(seen.values(), key=lambda e: int(e["event"]["sequence"]))
+
+
+def decoded_text(raw_json: str) -> str:
+    """A JSON document plus every base64 `data` field in it decoded (payloads in histories)."""
+    parts = [raw_json]
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "data" and isinstance(value, str):
+                    with contextlib.suppress(ValueError):
+                        parts.append(
+                            base64.b64decode(value, validate=True).decode("utf-8", "replace")
+                        )
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(json.loads(raw_json))
+    return "\n".join(parts)
+
+
+async def search_attributes(client: Client, request_id: str) -> dict[str, Any]:
+    """The run's search attributes by name, decoded from the raw description.
+
+    Not `describe().typed_search_attributes`: the time-skipping test server keeps an unset
+    Datetime attribute as a JSON null, which the SDK's decoder cannot parse (the dev server
+    drops it). Here an unset attribute (null or empty list) is simply absent."""
+    raw = await client.workflow_service.describe_workflow_execution(
+        DescribeWorkflowExecutionRequest(
+            namespace=client.namespace, execution=WorkflowExecution(workflow_id=request_id)
+        )
+    )
+    out: dict[str, Any] = {}
+    for name, payload in raw.workflow_execution_info.search_attributes.indexed_fields.items():
+        value = json.loads(payload.data) if payload.data else None
+        if value is None or value == []:
+            continue
+        if payload.metadata.get("type") == b"Datetime":
+            value = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        out[name] = value
+    return out
+
+
+async def is_running(client: Client, request_id: str) -> bool:
+    raw = await client.workflow_service.describe_workflow_execution(
+        DescribeWorkflowExecutionRequest(
+            namespace=client.namespace, execution=WorkflowExecution(workflow_id=request_id)
+        )
+    )
+    running = WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING
+    return bool(raw.workflow_execution_info.status == running)
