@@ -199,16 +199,20 @@ class PlatformActivities:
             headers[IDEMPOTENCY_HEADER] = idempotency_key
         url = endpoint.url(path)
         what = f"{method} {platform}{path}"
+        # `from None`: the message names the httpx error; chaining it would serialise
+        # httpx/httpcore's whole traceback into the failure, and the server replaces a retrying
+        # activity's last failure over 4 KB with "Failure exceeds size limit." (the UI then
+        # hides why a delivery is being retried).
         try:
             response = await self._api().request(method, url, content=body, headers=headers)
         except httpx.TimeoutException as exc:
             raise ApplicationError(
                 f"{what}: timed out ({type(exc).__name__})", type="PlatformUnavailable"
-            ) from exc
+            ) from None
         except httpx.HTTPError as exc:
             raise ApplicationError(
                 f"{what}: {type(exc).__name__}: {exc}", type="PlatformUnavailable"
-            ) from exc
+            ) from None
         self._raise_for_status(what, response)
         return response
 
