@@ -1,0 +1,1 @@
+"""Fuzz tests (hypothesis): request files, Update payloads, CLI arguments, platform answers."""

@@ -1,0 +1,1 @@
+"""Reliability tests: crash/restart drill, platform faults, roles, secrets and signatures."""
