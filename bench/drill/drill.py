@@ -133,6 +133,7 @@ class DrillReport:
     history: dict[str, int] = field(default_factory=dict)
     history_mismatches: list[str] = field(default_factory=list)
     simulator: dict[str, Any] = field(default_factory=dict)
+    secret_found_in: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
 
     @property
@@ -244,6 +245,7 @@ class Drill:
         audit_dir = var / "audit"
         audit_dir.mkdir()
         secret = secrets.token_hex(16)
+        self.secret = secret
         self.server = DevServer(
             port=free_port(),
             ui_port=None,
@@ -267,8 +269,20 @@ class Drill:
                     self.report.worker_starts = self.worker.starts
         finally:
             self.server.stop()
+        self._check_secret(var, audit_dir)
         self.report.wall_seconds = self.since()
         return self.report
+
+    def _check_secret(self, var: Path, audit_dir: Path) -> None:
+        """Invariant 8: the signing secret lives in the worker's environment only."""
+        needle = self.secret.encode()
+        files = [var / "temporal.db", *sorted(audit_dir.glob("*.jsonl"))]
+        files += sorted(var.glob("temporal.db-*"))  # SQLite WAL/journal, if any
+        for path in files:
+            if path.is_file() and needle in path.read_bytes():
+                self.report.secret_found_in.append(str(path))
+        if self.report.secret_found_in:
+            self.report.failures.append(f"secret found in {self.report.secret_found_in}")
 
     async def _drive(self, sim: PlatformSimulator, audit_dir: Path) -> None:
         assert self.server is not None

@@ -1,0 +1,190 @@
+"""Roles and identity on the real dev server: each trigger only for its roles, four-eyes,
+the appeal reviewer is never an earlier decider; a refusal leaves no history event, no audit
+entry and no state change; the acting identity is in the audit entry and in the history
+(the Update's payload and the caller's client identity).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client
+
+from docket import client as docket
+from docket.lifecycle import Role
+from docket.models import Actor, Approve, Command, DecideAppeal, FileAppeal, Withdraw
+from docket.reference import default_reference
+from platform_sim.server import PlatformSimulator
+
+from .stack import (
+    PLATFORM,
+    UPDATE_EVENTS,
+    actor,
+    count_events,
+    endpoint,
+    history,
+    make_order,
+    running_worker,
+    submit,
+    use_task_queue,
+    wait_state,
+    workflow_task_failures,
+)
+
+pytestmark = pytest.mark.integration
+
+BOARD = "Hội đồng xem xét khiếu nại (independent review board)"
+
+
+async def refused(client: Client, rid: str, command: Command, *needles: str) -> None:
+    """The command is refused with a clear message and leaves no trace."""
+    events = await history(client, rid)
+    before = (len(events), count_events(events, *UPDATE_EVENTS))
+    status = await docket.status(client, rid)
+    with pytest.raises(docket.CommandRefused) as info:
+        await docket.send_command(client, rid, command)
+    message = str(info.value)
+    for needle in needles:
+        assert needle in message, message
+    assert f"state is {status['state']!r}" in message
+    after = await history(client, rid)
+    # No Update event at all (the validator rejected it before it was admitted) ...
+    assert count_events(after, *UPDATE_EVENTS) == before[1]
+    # ... no audit entry and no state change.
+    now = await docket.status(client, rid)
+    assert now["audit"] == status["audit"] and now["state"] == status["state"]
+
+
+def update_payloads(events: list[Any], name: str) -> list[tuple[str, bytes]]:
+    """(caller identity, raw payload) of every accepted Update `name` in the history."""
+    out = []
+    for e in events:
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
+            req = e.workflow_execution_update_accepted_event_attributes.accepted_request
+            if req.input.name == name:
+                out.append((req.meta.identity, b"".join(p.data for p in req.input.args.payloads)))
+    return out
+
+
+async def test_roles_four_eyes_and_identity(
+    rel_server: Any,
+    rel_client: Client,
+    sim: PlatformSimulator,
+    sim_secret: str,
+    audit_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    queue = use_task_queue(monkeypatch)
+    ref = default_reference()
+    eps = {PLATFORM: endpoint(ref, sim.base_url(PLATFORM), sim_secret)}
+    # The approver also sits on the review board: the one rule that stops them is "never the
+    # original decider", not their roles.
+    binh = actor("tran.thi.binh").model_copy(
+        update={"roles": (Role.APPROVER, Role.APPEAL_REVIEWER)}
+    )
+    async with running_worker(rel_client, queue, eps, audit_dir):
+        rid = await submit(rel_client, make_order(sim, ["remove--roles"]))
+        # maker with both roles: the four-eyes rule, on its own request
+        own = await submit(rel_client, make_order(sim, ["remove--own"], officer="le.van.cuong"))
+        await wait_state(rel_client, rid, "pending_approval")
+        await wait_state(rel_client, own, "pending_approval")
+
+        await refused(
+            rel_client,
+            rid,
+            Approve(actor=actor("liaison.facebook"), reason="Looks fine to us"),
+            "liaison.facebook (platform_liaison) may not approve",
+            "needs one of the roles: approver",
+        )
+        await refused(
+            rel_client,
+            rid,
+            Approve(actor=actor("nguyen.van.an"), reason="I drafted it, it is urgent"),
+            "may not approve",
+        )
+        await refused(
+            rel_client,
+            own,
+            Approve(actor=actor("le.van.cuong"), reason="I drafted it and I approve it"),
+            "le.van.cuong made this request and cannot approve it",
+            "four-eyes",
+        )
+        await refused(
+            rel_client,
+            rid,
+            Withdraw(actor=actor("auditor.state"), reason="Auditors only read"),
+            "auditor.state (auditor) may not withdraw",
+        )
+
+        # The approver acts through a client that carries their identity.
+        as_binh = await Client.connect(
+            rel_server.address, data_converter=rel_client.data_converter, identity=binh.id
+        )
+        receipt = await docket.send_command(
+            as_binh, rid, Approve(actor=binh, reason="Legal basis checked")
+        )
+        assert receipt.state == "delivering"
+        entry = (await docket.timeline(rel_client, rid))[receipt.sequence - 1]
+        assert entry["event"]["action"] == "approve"
+        assert entry["user"] == {"id": "tran.thi.binh", "roles": ["approver", "appeal_reviewer"]}
+        assert entry["organization"]["name"] == binh.organization
+        [(identity, payload)] = update_payloads(await history(rel_client, rid), "approve")
+        assert identity == "tran.thi.binh"
+        assert b'"id":"tran.thi.binh"' in payload.replace(b" ", b"")
+
+        await wait_state(rel_client, rid, "monitoring", timeout=60)
+        owner = actor("hoang.minh.uploader")
+        appeal = await docket.send_command(
+            rel_client,
+            rid,
+            FileAppeal(
+                actor=owner,
+                reason="The post is lawful",
+                appellant_type="content_owner",
+                target_items=("i1",),
+                grounds="Bài viết phản ánh sự việc có thật.",
+            ),
+        )
+        assert appeal.state == "appealed"
+        # The approver (an earlier decider) may not review, roles notwithstanding ...
+        await refused(
+            rel_client,
+            rid,
+            DecideAppeal(actor=binh, reason="I know this case", outcome="upheld"),
+            "tran.thi.binh took part in the decision under appeal",
+        )
+        # ... nor the appellant, even with the reviewer role, nor the platform liaison.
+        owner_reviewer = owner.model_copy(update={"roles": (Role.APPELLANT, Role.APPEAL_REVIEWER)})
+        await refused(
+            rel_client,
+            rid,
+            DecideAppeal(actor=owner_reviewer, reason="My own appeal", outcome="reversed"),
+            "hoang.minh.uploader took part in the decision under appeal",
+        )
+        await refused(
+            rel_client,
+            rid,
+            DecideAppeal(actor=actor("liaison.facebook"), reason="Upheld", outcome="upheld"),
+            "may not decide_appeal",
+            "appeal_reviewer",
+        )
+        reviewer = Actor(
+            id="pham.thi.dung", roles=(Role.APPEAL_REVIEWER,), organization=BOARD, name="Dung"
+        )
+        decided = await docket.send_command(
+            rel_client, rid, DecideAppeal(actor=reviewer, reason="Removal upheld", outcome="upheld")
+        )
+        assert decided.state == "monitoring"
+        entry = (await docket.timeline(rel_client, rid))[decided.sequence - 1]
+        assert entry["user"]["id"] == "pham.thi.dung"
+        assert entry["docket"]["appeal"]["reviewer"] == "pham.thi.dung"
+        events = await history(rel_client, rid)
+        [(_, payload)] = update_payloads(events, "decide_appeal")
+        assert b"pham.thi.dung" in payload
+        assert workflow_task_failures(events) == []
+        await docket.send_command(
+            rel_client, own, Withdraw(actor=actor("le.van.cuong"), reason="Test done")
+        )
