@@ -9,6 +9,7 @@ Helpers shared with the tests and tests/histories/record.py live in docket_harne
 from __future__ import annotations
 
 import contextlib
+import secrets
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
@@ -22,7 +23,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(1, str(ROOT))
 
 import pytest  # noqa: E402
-from docket_harness import build_worker, fast_reference, make_simulator, new_secrets  # noqa: E402
+from docket_harness import Stack, build_worker, fast_reference, make_simulator, new_secrets  # noqa: E402
 from temporalio.api.enums.v1 import IndexedValueType  # noqa: E402
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest  # noqa: E402
 from temporalio.client import Client  # noqa: E402
@@ -30,6 +31,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
 from temporalio.testing import WorkflowEnvironment  # noqa: E402
 from temporalio.worker import Worker  # noqa: E402
 
+import worker as docket_worker  # noqa: E402
 from docket.devserver import DEMO_DYNAMIC_CONFIG, find_binary  # noqa: E402
 from docket.reference import ReferenceData  # noqa: E402
 from docket.temporal_names import SEARCH_ATTRIBUTES  # noqa: E402
@@ -129,3 +131,25 @@ def worker_factory(reference: ReferenceData) -> WorkerFactory:
             writer.close()
 
     return run
+
+
+@pytest.fixture(scope="session")
+async def dev_stack(
+    dev_env: WorkflowEnvironment,
+    simulator: PlatformSimulator,
+    reference: ReferenceData,
+    sim_secrets: dict[str, str],
+    worker_factory: WorkerFactory,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[Stack]:
+    """The real worker on the dev server for the whole session (one worker per task queue:
+    two with different settings would split the tasks). Its youtube secret is wrong on
+    purpose: every youtube delivery is refused (401) and ends in delivery_failed."""
+    await docket_worker.check_search_attributes(dev_env.client)
+    audit_dir = tmp_path_factory.mktemp("dev-audit")
+    worker_secrets = {
+        "facebook": sim_secrets["facebook"],
+        "youtube": f"sk-wrong-{secrets.token_hex(12)}",
+    }
+    async with worker_factory(dev_env.client, simulator, audit_dir, worker_secrets):
+        yield Stack(dev_env.client, simulator, reference, audit_dir, sim_secrets, worker_secrets)

@@ -13,6 +13,7 @@ import contextlib
 import json
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -299,3 +300,19 @@ async def is_running(client: Client, request_id: str) -> bool:
     )
     running = WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING
     return bool(raw.workflow_execution_info.status == running)
+
+
+@dataclass
+class Stack:
+    """The dev-server stack the integration tests share: one worker for the whole session."""
+
+    client: Client
+    sim: PlatformSimulator
+    reference: ReferenceData
+    audit_dir: Path
+    sim_secrets: Mapping[str, str]
+    worker_secrets: Mapping[str, str]
+
+    @property
+    def all_secrets(self) -> set[str]:
+        return set(self.sim_secrets.values()) | set(self.worker_secrets.values())

@@ -1,0 +1,579 @@
+"""The full lifecycle for every simulator scenario, on the real dev server with the real worker
+and the platform simulator over loopback; then listing, secrets, receipts and the audit log
+over all of those runs.
+
+The scenarios run concurrently (one task each, started by the module's `runs` fixture) so the
+module takes about as long as its slowest scenario; each test awaits its own run and checks it.
+The platform acts by itself (the worker polls it every second); humans act through the same
+`docket.client.send_command` a script uses. Clocks: the TEST-FAST policy (8 s to respond, 8 s
+after the second notice, 12 s to give effect, re-checks +1 s/+2 s, appeal window 5 s).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from docket_harness import (
+    Stack,
+    actions,
+    actor,
+    audit_entries,
+    decoded_text,
+    make_order,
+    path,
+    search_attributes,
+    submit,
+    wait_for,
+)
+
+from audit.entry import AuditAnchor
+from audit.verify import verify_paths
+from docket import client as docket
+from docket.case import RequestResult
+from docket.models import (
+    Approve,
+    Close,
+    Command,
+    DecideAppeal,
+    Escalate,
+    FileAppeal,
+    ProvideInfo,
+    Receipt,
+    Renotify,
+    Withdraw,
+)
+
+pytestmark = pytest.mark.integration
+
+RUN_TIMEOUT = 120.0
+
+
+@dataclass
+class Run:
+    """What one scenario produced."""
+
+    rid: str
+    result: RequestResult | None = None
+    timeline: list[dict[str, Any]] = field(default_factory=list)
+    seen: dict[str, dict[str, Any]] = field(default_factory=dict)  # state -> status then
+    receipts: list[Receipt] = field(default_factory=list)
+
+
+class Driver:
+    def __init__(self, stack: Stack, tag: str) -> None:
+        self.stack = stack
+        self.client = stack.client
+        self.tag = tag
+
+    async def start(self, name: str, slugs: list[str], **order: Any) -> Run:
+        built = make_order(
+            self.stack.sim,
+            f"INT-{self.tag}-{name}",
+            [f"{s}-{name}-{self.tag}" for s in slugs],
+            reference=self.stack.reference,
+            **order,
+        )
+        run = Run(await submit(self.client, built, self.stack.reference))
+        await wait_for(self.client, run.rid, state="pending_approval")
+        await self.send(
+            run, Approve(actor=actor("tran.thi.binh"), reason="Legal bases and URLs checked")
+        )
+        return run
+
+    async def send(self, run: Run, cmd: Command) -> Receipt:
+        receipt = await docket.send_command(self.client, run.rid, cmd)
+        run.receipts.append(receipt)
+        return receipt
+
+    async def reach(self, run: Run, state: str, timeout: float = 60.0) -> dict[str, Any]:
+        status = await wait_for(self.client, run.rid, state=state, timeout=timeout)
+        run.seen[state] = status
+        return status
+
+    async def finish(self, run: Run) -> Run:
+        run.result = await asyncio.wait_for(docket.result(self.client, run.rid), 60)
+        run.timeline = await docket.timeline(self.client, run.rid)
+        run.seen["closed"] = await docket.status(self.client, run.rid)
+        return run
+
+
+# --- the scenarios -------------------------------------------------------------------------
+
+
+async def comply(d: Driver) -> Run:
+    return await d.finish(await d.start("comply", ["remove.marker--post"]))
+
+
+async def partial(d: Driver) -> Run:
+    return await d.finish(await d.start("partial", ["remove--a", "decline--b"]))
+
+
+async def decline(d: Driver) -> Run:
+    run = await d.start("decline", ["decline--a"])
+    await d.reach(run, "declined")
+    return await d.finish(run)
+
+
+async def ignore(d: Driver) -> Run:
+    run = await d.start("ignore", ["ignore--a"])
+    await d.reach(run, "second_notice")
+    await d.reach(run, "unresponsive")
+    await d.send(
+        run,
+        Escalate(actor=actor("tran.thi.binh"), reason="No answer after the second notice"),
+    )
+    return await d.finish(run)
+
+
+async def slow_ack(d: Driver) -> Run:
+    run = await d.start("slowack", ["slowack--a"])
+    await d.reach(run, "second_notice")
+    return await d.finish(run)
+
+
+async def flaky(d: Driver) -> Run:
+    return await d.finish(await d.start("flaky", ["flaky--a"]))
+
+
+async def info(d: Driver) -> Run:
+    run = await d.start("info", ["info--a"])
+    await d.reach(run, "info_requested")
+    await d.send(
+        run,
+        ProvideInfo(
+            actor=actor("nguyen.van.an"),
+            reason="Answering the platform's question",
+            answer="Quyết định số 12/QĐ-BTTTT; the post breaches Decree 72, art. 5(1)(a).",
+        ),
+    )
+    return await d.finish(run)
+
+
+async def views(d: Driver) -> Run:
+    slugs = [
+        "remove.404--a",
+        "remove.410--b",
+        "remove.451--c",
+        "remove.marker--d",
+        "remove.login--e",
+        "restrict--f",
+    ]
+    run = await d.start("views", slugs)
+    await d.reach(run, "monitoring")
+    return await d.finish(run)
+
+
+async def geo_only(d: Driver) -> Run:
+    run = await d.start("geo", ["remove.geo--a"])
+    await d.reach(run, "disputed")
+    await d.send(run, Close(actor=actor("ops.on.call"), reason="Only geo-blocked; on record"))
+    return await d.finish(run)
+
+
+async def liar(d: Driver) -> Run:
+    run = await d.start("liar", ["liar--a"])
+    await d.reach(run, "disputed")
+    await d.send(
+        run,
+        Renotify(actor=actor("ops.on.call"), reason="Our probes still reach it from Vietnam"),
+    )
+    return await d.finish(run)
+
+
+async def resurface(d: Driver) -> Run:
+    run = await d.start("resurface", ["remove.resurface--a"])
+    await d.reach(run, "monitoring")
+    await d.reach(run, "disputed")
+    await d.send(run, Close(actor=actor("ops.on.call"), reason="It came back; on record"))
+    return await d.finish(run)
+
+
+async def appeal(d: Driver) -> Run:
+    run = await d.start("appeal", ["remove.marker--a"])
+    await d.reach(run, "monitoring")
+    await d.send(
+        run,
+        FileAppeal(
+            actor=actor("hoang.minh.uploader"),
+            reason="The post reports a local official's conduct",
+            appellant_type="content_owner",
+            target_items=("i1",),
+            grounds="Bài viết phản ánh sự việc có thật, có bằng chứng kèm theo.",
+        ),
+    )
+    await d.send(
+        run,
+        DecideAppeal(
+            actor=actor("pham.thi.dung"),
+            reason="The evidence supports the post; removal not necessary",
+            outcome="reversed",
+        ),
+    )
+    return await d.finish(run)
+
+
+async def delivery_failed(d: Driver) -> Run:
+    run = await d.start("yt", ["remove--a"], platform="youtube")
+    await d.reach(run, "delivery_failed")
+    await d.send(
+        run, Withdraw(actor=actor("nguyen.van.an"), reason="Platform refuses our signature")
+    )
+    return await d.finish(run)
+
+
+SCENARIOS: dict[str, Callable[[Driver], Awaitable[Run]]] = {
+    f.__name__: f
+    for f in (
+        comply,
+        partial,
+        decline,
+        ignore,
+        slow_ack,
+        flaky,
+        info,
+        views,
+        geo_only,
+        liar,
+        resurface,
+        appeal,
+        delivery_failed,
+    )
+}
+
+
+@pytest.fixture(scope="module")
+def tag() -> str:
+    return uuid.uuid4().hex[:6]
+
+
+@pytest.fixture(scope="module")
+def runs(dev_stack: Stack, tag: str) -> dict[str, asyncio.Task[Run]]:
+    """Every scenario, started at once on the session's event loop."""
+    driver = Driver(dev_stack, tag)
+    return {
+        name: asyncio.get_event_loop().create_task(scenario(driver), name=name)
+        for name, scenario in SCENARIOS.items()
+    }
+
+
+async def finished(runs: dict[str, asyncio.Task[Run]], name: str) -> Run:
+    return await asyncio.wait_for(asyncio.shield(runs[name]), RUN_TIMEOUT)
+
+
+def closed(run: Run) -> tuple[str | None, str | None]:
+    assert run.result is not None
+    return run.result.state, run.result.outcome
+
+
+def evidence(
+    timeline: list[dict[str, Any]], action: str = "verified"
+) -> dict[tuple[str, str], Any]:
+    """(item, vantage) -> evidence of the first `action` entry."""
+    entry = next(e for e in timeline if e["event"]["action"] == action)
+    return {(ev["item_id"], ev["vantage"]): ev for ev in entry["docket"]["evidence"]}
+
+
+def platform_ack(timeline: list[dict[str, Any]]) -> dict[str, Any]:
+    return next(e for e in timeline if e["event"]["action"] == "acknowledge")
+
+
+# --- each scenario -------------------------------------------------------------------------
+
+
+async def test_comply_full_lifecycle(runs: dict[str, asyncio.Task[Run]]) -> None:
+    run = await finished(runs, "comply")
+    assert closed(run) == ("closed", "complied")
+    assert run.result is not None and run.result.item_outcomes == {"i1": "removed_globally"}
+    assert path(run.timeline) == [
+        "pending_approval",
+        "delivering",
+        "awaiting_ack",
+        "acknowledged",
+        "verifying",
+        "monitoring",
+        "monitoring",
+        "monitoring",
+        "closed",
+    ]
+    assert actions(run.timeline)[-3:] == ["recheck", "recheck", "monitoring_complete"]
+    # the platform's own answers came from polling its API, as the platform's actor
+    assert platform_ack(run.timeline)["user"]["id"] == "platform:facebook"
+    assert run.seen["closed"]["sla_breached"] is False
+    assert {ev["observation"] for ev in evidence(run.timeline).values()} == {"removed"}
+
+
+async def test_partial_compliance(runs: dict[str, asyncio.Task[Run]]) -> None:
+    run = await finished(runs, "partial")
+    assert closed(run) == ("closed", "partially_complied")
+    assert run.result is not None
+    assert run.result.item_outcomes == {"i1": "removed_globally", "i2": "declined"}
+    effects = next(e for e in run.timeline if e["event"]["action"] == "report_effect")
+    declined = [i for i in effects["docket"]["items"] if i["effect"] == "declined"]
+    assert declined and declined[0]["reason"]  # a decline carries its reasons
+
+
+async def test_decline_closes_when_the_appeal_window_ends(
+    runs: dict[str, asyncio.Task[Run]],
+) -> None:
+    run = await finished(runs, "decline")
+    assert closed(run) == ("closed", "declined")
+    assert run.result is not None and run.result.item_outcomes == {"i1": "declined"}
+    assert actions(run.timeline)[-2:] == ["verified", "appeal_window_closed"]
+    assert run.seen["declined"]["items"][0]["verification"] == "not_applicable"
+
+
+async def test_ignored_request_is_escalated(
+    runs: dict[str, asyncio.Task[Run]], dev_stack: Stack
+) -> None:
+    run = await finished(runs, "ignore")
+    assert closed(run) == ("closed", "unresponsive")
+    assert run.result is not None and run.result.item_outcomes == {"i1": "no_response"}
+    assert path(run.timeline)[2:] == ["awaiting_ack", "second_notice", "unresponsive", "closed"]
+    assert run.seen["second_notice"]["sla_breached"] is True
+    assert run.receipts[-1].outcome == "unresponsive"
+    ticket = run.seen["closed"]["ticket"]
+    kinds = [r.kind for _, r in dev_stack.sim.engine._tickets[ticket].notices.values()]
+    assert kinds == ["second_notice"]
+
+
+async def test_slow_ack_arrives_after_the_second_notice(
+    runs: dict[str, asyncio.Task[Run]],
+) -> None:
+    run = await finished(runs, "slow_ack")
+    assert closed(run) == ("closed", "complied")
+    states = path(run.timeline)
+    assert states[2:5] == ["awaiting_ack", "second_notice", "acknowledged"]
+    assert run.seen["closed"]["sla_breached"] is True  # late, yet complied: both recorded
+    assert platform_ack(run.timeline)["docket"]["from_state"] == "second_notice"
+
+
+async def test_flaky_platform_delivery_is_retried_once_delivered(
+    runs: dict[str, asyncio.Task[Run]], dev_stack: Stack
+) -> None:
+    run = await finished(runs, "flaky")
+    assert closed(run) == ("closed", "complied")
+    stats = dev_stack.sim.stats()["platforms"]["facebook"]
+    assert stats["delivery_attempts"][run.rid] == 3  # two 503s, then the ticket
+    assert stats["deliveries"][run.rid] == 1
+    assert actions(run.timeline).count("delivered") == 1
+    assert "delivery_failed" not in actions(run.timeline)
+
+
+async def test_platform_asks_for_information(runs: dict[str, asyncio.Task[Run]]) -> None:
+    run = await finished(runs, "info")
+    assert closed(run) == ("closed", "complied")
+    asked = run.seen["info_requested"]
+    assert asked["info_question"]
+    states = path(run.timeline)
+    assert states.index("info_requested") < states.index("verifying")
+    provided = next(e for e in run.timeline if e["event"]["action"] == "provide_info")
+    assert (provided["docket"]["from_state"], provided["docket"]["to_state"]) == (
+        "info_requested",
+        "acknowledged",
+    )
+    assert run.receipts[-1].trigger == "provide_info"
+
+
+async def test_removal_views_and_the_login_wall(runs: dict[str, asyncio.Task[Run]]) -> None:
+    run = await finished(runs, "views")
+    assert closed(run) == ("closed", "complied")
+    seen = evidence(run.timeline)
+    observed = {item: seen[(item, "VN")]["observation"] for item, _ in seen}
+    assert observed == {
+        "i1": "not_found",  # 404: inconclusive (a login-only post also answers 404)
+        "i2": "removed",  # 410
+        "i3": "legally_blocked",  # 451
+        "i4": "removed",  # 200 with the "content isn't available" page
+        "i5": "login_wall",  # 302 to a login page
+        "i6": "geo_restricted",  # restricted in VN
+    }
+    assert seen[("i3", "VN")]["blocked_by"]  # the 451's Link rel="blocked-by"
+    assert seen[("i6", "control")]["observation"] == "available"  # restriction, not removal
+    verification = {i["item_id"]: i["verification"] for i in run.seen["monitoring"]["items"]}
+    assert verification == {
+        "i1": "inconclusive",
+        "i2": "confirmed",
+        "i3": "confirmed",
+        "i4": "confirmed",
+        "i5": "inconclusive",  # a login wall never counts as removed
+        "i6": "confirmed",
+    }
+    assert all(ev["observation"] != "removed" for k, ev in seen.items() if k[0] == "i5")
+
+
+async def test_geo_block_is_not_a_global_removal(runs: dict[str, asyncio.Task[Run]]) -> None:
+    run = await finished(runs, "geo_only")
+    assert closed(run) == ("closed", "disputed")
+    seen = evidence(run.timeline)
+    assert seen[("i1", "VN")]["observation"] == "geo_restricted"
+    assert seen[("i1", "control")]["observation"] == "available"
+    assert run.result is not None and run.result.item_outcomes == {"i1": "still_available"}
+
+
+async def test_liar_is_disputed_then_renotified(
+    runs: dict[str, asyncio.Task[Run]], dev_stack: Stack
+) -> None:
+    run = await finished(runs, "liar")
+    assert closed(run) == ("closed", "complied")
+    states = path(run.timeline)
+    at = states.index("disputed")
+    assert states[at + 1] == "acknowledged"  # renotify
+    assert states[at + 2 :].count("verifying") == 1 and "monitoring" in states[at:]
+    disputed = run.timeline[at]
+    assert [d["item_id"] for d in disputed["docket"]["data"]["disagreements"]] == ["i1"]
+    assert run.seen["disputed"]["items"][0]["outcome"] == "still_available"
+    assert run.timeline[at + 1]["user"]["id"] == "ops.on.call"
+    ticket = run.seen["closed"]["ticket"]
+    kinds = [r.kind for _, r in dev_stack.sim.engine._tickets[ticket].notices.values()]
+    assert kinds == ["renotify"]
+
+
+async def test_resurfaced_content_is_disputed(runs: dict[str, asyncio.Task[Run]]) -> None:
+    run = await finished(runs, "resurface")
+    assert closed(run) == ("closed", "disputed")
+    recheck = next(e for e in run.timeline if e["event"]["action"] == "recheck")
+    assert recheck["docket"]["to_state"] == "disputed"
+    assert run.seen["monitoring"]["items"][0]["verification"] == "confirmed"
+    assert run.result is not None and run.result.item_outcomes == {"i1": "still_available"}
+
+
+async def test_appeal_reversed_and_reinstated(
+    runs: dict[str, asyncio.Task[Run]], dev_stack: Stack
+) -> None:
+    run = await finished(runs, "appeal")
+    assert closed(run) == ("closed", "reversed_on_appeal")
+    assert run.result is not None and run.result.item_outcomes == {"i1": "reinstated"}
+    assert path(run.timeline)[-4:] == ["monitoring", "appealed", "reinstating", "closed"]
+    reinstated = run.timeline[-1]
+    assert reinstated["event"]["action"] == "reinstated"
+    assert {ev["observation"] for ev in reinstated["docket"]["evidence"]} == {"available"}
+    ticket = run.seen["closed"]["ticket"]
+    kinds = [r.kind for _, r in dev_stack.sim.engine._tickets[ticket].notices.values()]
+    assert kinds == ["reinstatement"]
+
+
+async def test_wrong_secret_ends_in_delivery_failed(
+    runs: dict[str, asyncio.Task[Run]], dev_stack: Stack
+) -> None:
+    run = await finished(runs, "delivery_failed")
+    assert closed(run) == ("closed", "withdrawn")
+    failed = run.seen["delivery_failed"]
+    assert failed["ticket"] is None
+    assert "bad signature" in failed["delivery_error"]
+    logged = [e for e in audit_entries(dev_stack.audit_dir, run.rid)]
+    entry = next(e for e in logged if e["event"]["action"] == "delivery_failed")
+    assert "bad signature" in entry["event"]["reason"]
+    assert "bad signature" in entry["docket"]["data"]["error"]
+    stats = dev_stack.sim.stats()["platforms"]
+    assert stats["youtube"]["signature_rejections"] >= 1
+    assert run.rid not in stats["youtube"].get("deliveries", {})  # SignatureRejected: no retry
+
+
+# --- across all runs -----------------------------------------------------------------------
+
+
+async def all_runs(runs: dict[str, asyncio.Task[Run]]) -> dict[str, Run]:
+    return {name: await finished(runs, name) for name in runs}
+
+
+async def test_listing_by_search_attributes(
+    runs: dict[str, asyncio.Task[Run]], dev_stack: Stack
+) -> None:
+    done = await all_runs(runs)
+    ids = {name: run.rid for name, run in done.items()}
+    client = dev_stack.client
+
+    async def listed(**query: Any) -> dict[str, docket.Listed]:
+        text = docket.list_query(**query)
+        return {row.request_id: row async for row in docket.list_requests(client, text)}
+
+    async def eventually(want: set[str], absent: set[str], **query: Any) -> dict[str, Any]:
+        for _ in range(50):  # visibility is eventually consistent
+            got = await listed(**query)
+            if want <= set(got) and not absent & set(got):
+                return got
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"{query}: want {want}, absent {absent}, got {sorted(got)}")
+
+    breached = {ids["ignore"], ids["slow_ack"]}
+    on_time = {ids["comply"], ids["partial"], ids["views"]}
+    rows = await eventually(breached, on_time, breached=True, authority="mst")
+    assert all(row.sla_breached for row in rows.values())
+    rows = await eventually(on_time, breached, breached=False, state="closed")
+    assert {rows[i].outcome for i in on_time} == {"complied", "partially_complied"}
+    youtube = {ids["delivery_failed"]}
+    facebook = set(ids.values()) - youtube
+    rows = await eventually(youtube, facebook, platform="youtube")
+    assert rows[ids["delivery_failed"]].outcome == "withdrawn"
+    rows = await eventually(facebook, youtube, platform="facebook", authority="mst", state="closed")
+    assert not any(row.running for row in rows.values())
+    assert all(row.state == "closed" for row in rows.values())
+    with pytest.raises(docket.BadInput):
+        docket.list_query(state="closed' OR WorkflowId != '")
+
+
+async def test_no_secret_in_histories_memos_search_attributes_or_audit_log(
+    runs: dict[str, asyncio.Task[Run]], dev_stack: Stack
+) -> None:
+    done = await all_runs(runs)
+    client = dev_stack.client
+    texts: list[str] = []
+    for run in done.values():
+        handle = client.get_workflow_handle(run.rid)
+        history = await handle.fetch_history()
+        texts.append(decoded_text(history.to_json()))
+        description = await handle.describe()
+        texts.append(json.dumps(await description.memo(), default=str))
+        texts.append(json.dumps(await search_attributes(client, run.rid), default=str))
+        texts.append(json.dumps(await docket.status(client, run.rid)))
+    log = b"".join(p.read_bytes() for p in sorted(dev_stack.audit_dir.rglob("*.jsonl")))
+    texts.append(log.decode("utf-8"))
+    everything = "\n".join(texts)
+    # the scan sees inside payloads (they are base64 in a history's JSON)
+    assert "test)." in everything and done["comply"].rid in everything
+    assert "Bài viết phản ánh sự việc có thật" in everything  # an appeal's grounds, decoded
+    for secret in dev_stack.all_secrets:
+        assert secret not in everything
+        assert secret.encode().hex() not in everything
+
+
+async def test_receipts_match_the_audit_log(
+    runs: dict[str, asyncio.Task[Run]], dev_stack: Stack
+) -> None:
+    done = await all_runs(runs)
+    checked = 0
+    for run in done.values():
+        logged = {e["event"]["sequence"]: e for e in audit_entries(dev_stack.audit_dir, run.rid)}
+        for receipt in run.receipts:
+            entry = logged[receipt.sequence]
+            assert receipt.hash == entry["hash"]
+            assert receipt.state == entry["docket"]["to_state"]
+            assert receipt.trigger == entry["event"]["action"]
+            assert entry["event"]["id"] == f"{run.rid}:{receipt.sequence}"
+            checked += 1
+        # and the log holds exactly the timeline the workflow reports
+        assert [e["hash"] for e in logged.values()] == [e["hash"] for e in run.timeline]
+    assert checked >= len(done) + 8  # every approve, and each scenario's human commands
+
+
+async def test_audit_log_verifies_against_the_results(
+    runs: dict[str, asyncio.Task[Run]], dev_stack: Stack
+) -> None:
+    done = await all_runs(runs)
+    anchors = []
+    for run in done.values():
+        assert run.result is not None
+        anchors.append(AuditAnchor(run.rid, run.result.audit_count, run.result.audit_head))
+        assert run.result.audit_count == len(run.timeline)
+    verdict = verify_paths([dev_stack.audit_dir], anchors=anchors, anchors_are_prefixes=False)
+    assert verdict.ok, [f.render() for f in verdict.findings]
+    # the check has teeth: an anchor the log does not match is a finding
+    wrong = AuditAnchor(anchors[0].chain_id, anchors[0].count + 1, anchors[0].head_hash)
+    verdict = verify_paths([dev_stack.audit_dir], anchors=[wrong])
+    assert "anchor_mismatch" in verdict.by_code()
