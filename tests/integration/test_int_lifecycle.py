@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -227,7 +227,7 @@ async def delivery_failed(d: Driver) -> Run:
     return await d.finish(run)
 
 
-SCENARIOS: dict[str, Callable[[Driver], Awaitable[Run]]] = {
+SCENARIOS: dict[str, Callable[[Driver], Coroutine[Any, Any, Run]]] = {
     f.__name__: f
     for f in (
         comply,
