@@ -184,7 +184,18 @@ def _register_report(sub: Any) -> None:
     p.set_defaults(run=_run_report)
 
 
-REGISTRARS: list[Callable[[Any], None]] = [_register_verify, _register_show, _register_report]
+def _register_reconcile(sub: Any) -> None:
+    from audit.reconcile import register
+
+    register(sub)
+
+
+REGISTRARS: list[Callable[[Any], None]] = [
+    _register_verify,
+    _register_show,
+    _register_report,
+    _register_reconcile,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,802 @@
+"""Reconcile the audit log with Temporal: every transition the workflows recorded is in the log,
+the log holds nothing the workflows did not write, and each closed request's anchor is the log's
+chain head.
+
+    python -m audit reconcile [PATHS] [--query Q] [--workflow-id ID ...] [--json]
+
+Temporal's event history is the second, independent record of what a request did: every audit
+entry travels through it as the input of a ``write_audit_entries`` activity, and that activity
+completes only after the entry is durable (``fsync``). So, per AuthorityRequest workflow:
+
+===================  =========================================================================
+finding              meaning
+===================  =========================================================================
+missing_entry        an entry of a *completed* audit write (same event.id and hash) is not in
+                     the log, or only a copy whose body/hash was changed
+unrecorded_entry     the log holds an entry of this chain that no audit write in the history
+                     carried (forged, rewritten, or a copy of another run)
+anchor_mismatch      a closed workflow's result (audit_count/audit_head) or memo audit_anchor
+                     differs from the log's chain head (or from its own history)
+missing_chain        the history wrote entries but the log has none for that chain
+unknown_chain        (full reconcile only) the log holds a chain Temporal does not know
+history_unavailable  the history could not be fetched (not found, permission, RPC error)
+===================  =========================================================================
+
+Notes (informational, not findings): ``in_flight_entry`` (a running workflow's last write has
+been made durable but its activity has not completed yet: retries write the identical entry),
+``unacknowledged_entry`` (a closed workflow's audit activity never completed, e.g. terminated
+mid-write, yet an attempt wrote the entry: the transition was never applied), ``no_anchor`` (a
+completed workflow without a result/memo anchor).
+
+An activity attempt may write its entries and then fail or time out before completing; the
+retry writes identical entries. Those copies carry the completed activity's hash, so they are
+covered (``verify`` drops them as identical duplicates). Running workflows are checked as
+prefixes: the history is fetched first, the log read afterwards (anything the history shows as
+completed must be in the log), and a running chain whose log runs ahead of the fetched history is
+re-fetched once before anything is reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import sys
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from audit.canonical import CanonicalError, canonical
+from audit.chain import ENTRY_TAG, is_hex64
+from audit.entry import AuditAnchor
+from audit.reader import find_segments, iter_entries
+
+if TYPE_CHECKING:  # temporalio is imported lazily: verify/show/report must start fast
+    from temporalio.client import Client
+    from temporalio.converter import DataConverter
+    from temporalio.service import RPCError
+
+__all__ = [
+    "AUDIT_ACTIVITY",
+    "DEFAULT_QUERY",
+    "FINDING_CODES",
+    "NOTE_CODES",
+    "HistoryWrite",
+    "LogCopy",
+    "ReconcileFinding",
+    "ReconcileResult",
+    "WorkflowFacts",
+    "compare_workflow",
+    "load_log",
+    "reconcile",
+    "register",
+]
+
+AUDIT_ACTIVITY = "write_audit_entries"
+DEFAULT_QUERY = "WorkflowType = 'AuthorityRequest'"
+FINDING_CODES = (
+    "missing_entry",
+    "unrecorded_entry",
+    "anchor_mismatch",
+    "missing_chain",
+    "unknown_chain",
+    "history_unavailable",
+)
+NOTE_CODES = ("in_flight_entry", "unacknowledged_entry", "no_anchor")
+
+_CLOSED = {  # the history's closing event -> the run's status
+    "WORKFLOW_EXECUTION_COMPLETED": "completed",
+    "WORKFLOW_EXECUTION_FAILED": "failed",
+    "WORKFLOW_EXECUTION_TIMED_OUT": "timed_out",
+    "WORKFLOW_EXECUTION_CANCELED": "canceled",
+    "WORKFLOW_EXECUTION_TERMINATED": "terminated",
+    "WORKFLOW_EXECUTION_CONTINUED_AS_NEW": "continued_as_new",
+}
+_ACTIVITY_CLOSE = {  # an activity's closing event -> (status, its attributes field)
+    "ACTIVITY_TASK_COMPLETED": ("completed", "activity_task_completed_event_attributes"),
+    "ACTIVITY_TASK_FAILED": ("failed", "activity_task_failed_event_attributes"),
+    "ACTIVITY_TASK_TIMED_OUT": ("timed_out", "activity_task_timed_out_event_attributes"),
+    "ACTIVITY_TASK_CANCELED": ("canceled", "activity_task_canceled_event_attributes"),
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Results
+
+
+@dataclass(slots=True)
+class ReconcileFinding:
+    """One discrepancy (or, in ``notes``, one explained oddity), CloudTrail style."""
+
+    code: str
+    message: str
+    chain_id: str | None = None  # = the workflow id
+    sequence: int | None = None
+    found: Any = None
+    expected: Any = None
+    run_id: str | None = None
+    file: str | None = None
+    line: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "chain_id": self.chain_id,
+            "workflow_id": self.chain_id,
+            "run_id": self.run_id,
+            "sequence": self.sequence,
+            "file": self.file,
+            "line": self.line,
+            "found": self.found,
+            "expected": self.expected,
+            "message": self.message,
+        }
+
+    def render(self, prefix: str = "") -> str:
+        who = f"{self.chain_id}#{self.sequence}" if self.sequence is not None else self.chain_id
+        where = f"{self.file}:{self.line}" if self.file else f"run {self.run_id or '-'}"
+        head = f"{prefix}{self.code:<19} {who or '-'}  ({where})"
+        if self.found is not None or self.expected is not None:
+            head += f"\n    found:    {self.found}\n    expected: {self.expected}"
+        return f"{head}\n    {self.message}"
+
+
+@dataclass(slots=True)
+class ReconcileResult:
+    workflows: int = 0
+    by_status: Counter[str] = field(default_factory=Counter)
+    history_entries: int = 0  # entries carried by completed audit writes
+    retried_writes: int = 0  # completed audit writes that needed more than one attempt
+    matched_entries: int = 0  # history entries found intact in the log
+    files: int = 0
+    log_entries: int = 0  # log lines (copies) of the chains in scope
+    anchors_checked: int = 0
+    refetched: int = 0
+    findings: list[ReconcileFinding] = field(default_factory=list)
+    notes: list[ReconcileFinding] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+    def summary(self) -> dict[str, Any]:
+        codes = Counter(f.code for f in self.findings)
+        notes = Counter(n.code for n in self.notes)
+        return {
+            "status": "OK" if self.ok else "FAILED",
+            "workflows": self.workflows,
+            "workflows_by_status": dict(sorted(self.by_status.items())),
+            "history_entries": self.history_entries,
+            "matched_entries": self.matched_entries,
+            "retried_writes": self.retried_writes,
+            "files": self.files,
+            "log_entries": self.log_entries,
+            "anchors_checked": self.anchors_checked,
+            "histories_refetched": self.refetched,
+            "findings": len(self.findings),
+            "findings_by_code": {c: codes[c] for c in FINDING_CODES if codes[c]},
+            "notes": len(self.notes),
+            "notes_by_code": {c: notes[c] for c in NOTE_CODES if notes[c]},
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "summary": self.summary(),
+            "findings": [f.to_dict() for f in self.findings],
+            "notes": [n.to_dict() for n in self.notes],
+        }
+
+    def render_text(self) -> str:
+        out = [f.render() for f in self.findings]
+        out += [n.render("note ") for n in self.notes]
+        s = self.summary()
+        statuses = ", ".join(f"{v} {k}" for k, v in s["workflows_by_status"].items())
+        line = (
+            f"{s['status']}: {s['workflows']} workflows ({statuses or 'none'}), "
+            f"{s['history_entries']} entries in history, {s['matched_entries']} matched in the "
+            f"log ({s['files']} files, {s['log_entries']} lines in scope), "
+            f"{s['retried_writes']} retried writes, {s['anchors_checked']} anchors checked, "
+            f"{s['findings']} findings"
+        )
+        if s["findings"]:
+            line += " (" + ", ".join(f"{k}={v}" for k, v in s["findings_by_code"].items()) + ")"
+        line += f", {s['notes']} notes"
+        if s["notes"]:
+            line += " (" + ", ".join(f"{k}={v}" for k, v in s["notes_by_code"].items()) + ")"
+        out.append(line)
+        return "\n".join(out) + "\n"
+
+
+# --------------------------------------------------------------------------------------------
+# What the history says
+
+
+@dataclass(slots=True)
+class HistoryWrite:
+    """One entry carried by one ``write_audit_entries`` activity."""
+
+    sequence: int
+    event_id: str
+    hash: str
+    status: str  # completed | pending | failed | timed_out | canceled
+    scheduled_event_id: int
+    attempt: int = 1
+
+
+@dataclass(slots=True)
+class WorkflowFacts:
+    workflow_id: str
+    run_id: str
+    status: str  # running | completed | failed | timed_out | canceled | terminated | ...
+    writes: list[HistoryWrite] = field(default_factory=list)
+    result_anchor: AuditAnchor | None = None
+    memo_anchor: AuditAnchor | None = None
+    problems: list[str] = field(default_factory=list)  # undecodable payloads etc.
+
+    @property
+    def running(self) -> bool:
+        return self.status == "running"
+
+
+async def _decode(converter: DataConverter, payloads: Sequence[Any]) -> list[Any]:
+    return await converter.decode(list(payloads))
+
+
+def _anchor(chain_id: str, count: Any, head: Any) -> AuditAnchor | None:
+    if type(count) is int and count >= 0 and is_hex64(head):
+        return AuditAnchor(chain_id, count, str(head))
+    return None
+
+
+async def fetch_facts(client: Client, workflow_id: str, run_id: str | None = None) -> WorkflowFacts:
+    """Stream one run's history and keep only what reconcile needs (raises RPCError)."""
+    from temporalio.api.enums.v1 import EventType
+
+    name = {v: k.removeprefix("EVENT_TYPE_") for k, v in EventType.items()}
+    handle = client.get_workflow_handle(workflow_id, run_id=run_id)
+    converter = client.data_converter
+    facts = WorkflowFacts(workflow_id, run_id or "", "running")
+    scheduled: dict[int, list[HistoryWrite]] = {}
+    started_attempt: dict[int, int] = {}
+    async for ev in handle.fetch_history_events():
+        et = name.get(ev.event_type, "")
+        if et == "ACTIVITY_TASK_SCHEDULED":
+            a = ev.activity_task_scheduled_event_attributes
+            if a.activity_type.name != AUDIT_ACTIVITY:
+                continue
+            writes: list[HistoryWrite] = []
+            try:
+                (entries,) = await _decode(converter, a.input.payloads)
+                for e in entries:
+                    event = e["event"]
+                    writes.append(
+                        HistoryWrite(
+                            int(event["sequence"]),
+                            str(event["id"]),
+                            str(e["hash"]),
+                            "pending",
+                            ev.event_id,
+                        )
+                    )
+            except (ValueError, TypeError, KeyError) as exc:
+                facts.problems.append(f"event {ev.event_id}: cannot decode audit input: {exc}")
+            scheduled[ev.event_id] = writes
+            facts.writes.extend(writes)
+        elif et == "ACTIVITY_TASK_STARTED":
+            s = ev.activity_task_started_event_attributes
+            if s.scheduled_event_id in scheduled:
+                started_attempt[s.scheduled_event_id] = s.attempt
+        elif et in _ACTIVITY_CLOSE:
+            status, attrs = _ACTIVITY_CLOSE[et]
+            sid = getattr(ev, attrs).scheduled_event_id
+            for w in scheduled.get(sid, ()):
+                w.status = status
+                w.attempt = started_attempt.get(sid, 1)
+        elif et == "WORKFLOW_PROPERTIES_MODIFIED":
+            memo = ev.workflow_properties_modified_event_attributes.upserted_memo.fields
+            if "audit_anchor" in memo:
+                try:
+                    (value,) = await _decode(converter, [memo["audit_anchor"]])
+                    facts.memo_anchor = _anchor(
+                        workflow_id, value.get("count"), value.get("head_hash")
+                    )
+                except (ValueError, TypeError, AttributeError) as exc:
+                    facts.problems.append(f"event {ev.event_id}: bad audit_anchor memo: {exc}")
+        elif et == "WORKFLOW_EXECUTION_STARTED":
+            if not facts.run_id:
+                started = ev.workflow_execution_started_event_attributes
+                facts.run_id = started.original_execution_run_id
+        elif et in _CLOSED:
+            facts.status = _CLOSED[et]
+            if et == "WORKFLOW_EXECUTION_COMPLETED":
+                payloads = ev.workflow_execution_completed_event_attributes.result.payloads
+                if payloads:
+                    try:
+                        (value,) = await _decode(converter, payloads)
+                        if isinstance(value, dict):
+                            facts.result_anchor = _anchor(
+                                workflow_id, value.get("audit_count"), value.get("audit_head")
+                            )
+                    except (ValueError, TypeError) as exc:
+                        facts.problems.append(f"cannot decode the workflow result: {exc}")
+    return facts
+
+
+# --------------------------------------------------------------------------------------------
+# What the log says
+
+
+@dataclass(slots=True)
+class LogCopy:
+    """One distinct copy of an entry in the log (identical re-writes are folded)."""
+
+    sequence: int
+    event_id: str
+    hash: str  # as stored
+    intact: bool  # the stored hash recomputes from the copy's own prev_hash and body
+    file: str
+    line: int
+
+
+LogIndex = dict[str, dict[int, list[LogCopy]]]
+
+
+def _intact(entry: dict[str, Any], stored: str, prev: str) -> bool:
+    body = {k: v for k, v in entry.items() if k not in ("hash", "prev_hash", "writer")}
+    head = ENTRY_TAG + bytes.fromhex(prev)
+    try:
+        fast = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        fast = b""
+    if fast and hashlib.sha256(head + fast).hexdigest() == stored:
+        return True  # same preimage as the canonical bytes (see audit.verify's fast path)
+    try:
+        return hashlib.sha256(head + canonical(body)).hexdigest() == stored
+    except CanonicalError:
+        return False
+
+
+def load_log(paths: Iterable[str], chains: set[str] | None = None) -> tuple[LogIndex, int, int]:
+    """Index the log by chain and sequence: (index, files, copies read).
+
+    ``chains``: only these chains (None: all). Unparseable, torn and ill-formed lines are
+    skipped here: ``verify`` reports them.
+    """
+    paths = list(paths)
+    files = len(find_segments(paths))
+    index: LogIndex = {}
+    seen: set[tuple[str, int, str, str, bool]] = set()
+    copies = 0
+    contains = None
+    if chains is not None and len(chains) == 1:
+        contains = next(iter(chains)).encode()
+    for path, line, e in iter_entries(paths, contains=contains):
+        ev = e.get("event")
+        d = e.get("docket")
+        if type(ev) is not dict:
+            continue
+        eid, seq = ev.get("id"), ev.get("sequence")
+        cid = d.get("chain_id") if type(d) is dict else None
+        if cid is None and type(eid) is str:
+            cid = eid.rpartition(":")[0]
+        h, p = e.get("hash"), e.get("prev_hash")
+        if type(cid) is not str or type(seq) is not int or type(eid) is not str:
+            continue
+        if chains is not None and cid not in chains:
+            continue
+        if not isinstance(h, str) or not isinstance(p, str) or not is_hex64(h) or not is_hex64(p):
+            continue
+        copies += 1
+        intact = _intact(e, h, p)
+        key = (cid, seq, eid, h, intact)
+        if key in seen:
+            continue  # an identical re-write (retried activity): one copy is enough
+        seen.add(key)
+        index.setdefault(cid, {}).setdefault(seq, []).append(
+            LogCopy(seq, eid, h, intact, path, line)
+        )
+    return index, files, copies
+
+
+# --------------------------------------------------------------------------------------------
+# Comparing one workflow with its chain
+
+
+def compare_workflow(
+    facts: WorkflowFacts,
+    chain: dict[int, list[LogCopy]] | None,
+    *,
+    explain: WorkflowFacts | None = None,
+) -> tuple[list[ReconcileFinding], list[ReconcileFinding], int]:
+    """Findings, notes and the number of history entries found intact in the log.
+
+    ``facts`` is the history fetched *before* the log was read (what it shows completed must be
+    in the log). ``explain``, if given, is a later fetch of the same run, used only to explain
+    log entries that are newer than ``facts`` (a running workflow moving on meanwhile).
+    """
+    wid, run = facts.workflow_id, facts.run_id
+    findings: list[ReconcileFinding] = []
+    notes: list[ReconcileFinding] = []
+    chain = chain or {}
+
+    def finding(code: str, msg: str, seq: int | None = None, **kw: Any) -> None:
+        findings.append(ReconcileFinding(code, msg, wid, seq, run_id=run, **kw))
+
+    def note(code: str, msg: str, seq: int | None = None, **kw: Any) -> None:
+        notes.append(ReconcileFinding(code, msg, wid, seq, run_id=run, **kw))
+
+    for problem in facts.problems:
+        finding("history_unavailable", f"the history could not be read completely: {problem}")
+
+    completed: dict[int, HistoryWrite] = {}
+    for w in facts.writes:
+        if w.status == "completed":
+            completed.setdefault(w.sequence, w)
+    source = explain or facts
+    other: dict[tuple[int, str], HistoryWrite] = {
+        (w.sequence, w.hash): w for w in source.writes if w.status != "completed"
+    }
+    known: dict[tuple[int, str], HistoryWrite] = {
+        (w.sequence, w.hash): w for w in source.writes if w.status == "completed"
+    }
+    known.update({(s, w.hash): w for s, w in completed.items()})
+
+    if completed and not chain:
+        last = completed[max(completed)]
+        finding(
+            "missing_chain",
+            "the history wrote entries for this request but the log has none: its segments "
+            "are missing or were deleted",
+            found="no entries",
+            expected=f"{len(completed)} entries, head {last.hash}",
+        )
+        return findings, notes, 0
+
+    matched = 0
+    for seq in sorted(completed):
+        w = completed[seq]
+        copies = chain.get(seq, [])
+        if any(c.hash == w.hash and c.intact and c.event_id == w.event_id for c in copies):
+            matched += 1
+            continue
+        if not copies:
+            found: Any = "absent"
+            why = "the entry is not in the log (deleted, or its segment is missing)"
+        else:
+            found = "; ".join(
+                f"hash {c.hash}{'' if c.intact else ' (does not recompute)'}" for c in copies
+            )
+            why = (
+                "the log's copy has the recorded hash but its body or prev_hash was changed"
+                if any(c.hash == w.hash for c in copies)
+                else "the log holds a different entry for this sequence"
+            )
+        f0 = copies[0] if copies else None
+        finding(
+            "missing_entry",
+            f"{why}; the workflow wrote it (audit activity completed, history event "
+            f"{w.scheduled_event_id})",
+            seq,
+            found=found,
+            expected=f"{w.event_id} hash {w.hash}",
+            file=f0.file if f0 else None,
+            line=f0.line if f0 else None,
+        )
+
+    for seq in sorted(chain):
+        for c in chain[seq]:
+            if c.intact and (seq, c.hash) in known and c.event_id == known[(seq, c.hash)].event_id:
+                continue
+            pending = other.get((seq, c.hash))
+            if pending is not None and c.intact:
+                if source.running and pending.status == "pending":
+                    note(
+                        "in_flight_entry",
+                        "written by an audit activity that has not completed yet (the "
+                        "workflow's in-flight write): its retries write the identical entry",
+                        seq,
+                        found=f"hash {c.hash}",
+                        file=c.file,
+                        line=c.line,
+                    )
+                else:
+                    note(
+                        "unacknowledged_entry",
+                        f"written by an attempt of an audit activity that ended {pending.status} "
+                        f"(workflow {source.status}): the transition it describes was never "
+                        "applied",
+                        seq,
+                        found=f"hash {c.hash}",
+                        file=c.file,
+                        line=c.line,
+                    )
+                continue
+            expected = completed.get(seq)
+            finding(
+                "unrecorded_entry",
+                "the log holds an entry of this chain that no audit write in the workflow's "
+                "history carried: forged, rewritten or re-hashed"
+                + ("" if c.intact else " (its own hash does not even recompute)"),
+                seq,
+                found=f"{c.event_id} hash {c.hash}",
+                expected=f"hash {expected.hash}" if expected else "no entry",
+                file=c.file,
+                line=c.line,
+            )
+    return findings, notes, matched
+
+
+def _log_head(chain: dict[int, list[LogCopy]]) -> tuple[int, list[str]]:
+    if not chain:
+        return 0, []
+    seq = max(chain)
+    return seq, sorted({c.hash for c in chain[seq]})
+
+
+def check_anchors(
+    facts: WorkflowFacts, chain: dict[int, list[LogCopy]] | None
+) -> tuple[list[ReconcileFinding], list[ReconcileFinding], int]:
+    """A completed run's result and memo anchors must equal the log's head and the history's."""
+    findings: list[ReconcileFinding] = []
+    notes: list[ReconcileFinding] = []
+    if facts.running:
+        return findings, notes, 0  # a prefix: compare_workflow covers it
+    wid, run = facts.workflow_id, facts.run_id
+    count, heads = _log_head(chain or {})
+    completed = [w for w in facts.writes if w.status == "completed"]
+    hist = max(completed, key=lambda w: w.sequence) if completed else None
+    hist_anchor = (hist.sequence, hist.hash) if hist else (0, None)
+    checked = 0
+    anchors = [("result", facts.result_anchor), ("memo audit_anchor", facts.memo_anchor)]
+    if facts.status == "completed":
+        for what, anchor in anchors:
+            if anchor is None:
+                notes.append(
+                    ReconcileFinding(
+                        "no_anchor",
+                        f"the completed workflow has no {what} anchor to check",
+                        wid,
+                        run_id=run,
+                    )
+                )
+    for what, anchor in anchors:
+        if anchor is None:
+            continue
+        checked += 1
+        log_desc = (
+            f"log: {count} entries, head {' | '.join(heads) or 'none'}"
+            if heads
+            else "log: no entries"
+        )
+        if count != anchor.count or anchor.head_hash not in heads or len(heads) != 1:
+            findings.append(
+                ReconcileFinding(
+                    "anchor_mismatch",
+                    f"the workflow's {what} anchor is not the log's chain head: entries were "
+                    "deleted at the tail, appended, or the chain was rewritten and re-hashed",
+                    wid,
+                    anchor.count,
+                    found=log_desc,
+                    expected=f"{what}: {anchor.count} entries, head {anchor.head_hash}",
+                    run_id=run,
+                )
+            )
+        if (anchor.count, anchor.head_hash) != hist_anchor:
+            findings.append(
+                ReconcileFinding(
+                    "anchor_mismatch",
+                    f"the workflow's {what} anchor disagrees with its own history's last "
+                    "completed audit write (a workflow bug, not a log problem)",
+                    wid,
+                    anchor.count,
+                    found=f"history: {hist_anchor[0]} entries, head {hist_anchor[1]}",
+                    expected=f"{what}: {anchor.count} entries, head {anchor.head_hash}",
+                    run_id=run,
+                )
+            )
+    return findings, notes, checked
+
+
+# --------------------------------------------------------------------------------------------
+# The whole run
+
+
+def _rpc_message(exc: RPCError) -> str:
+    from temporalio.service import RPCStatusCode
+
+    if exc.status == RPCStatusCode.NOT_FOUND:
+        return "no such workflow in this namespace (never started, or deleted by retention)"
+    return f"{exc.status.name if exc.status else 'RPC error'}: {exc.message}"
+
+
+async def reconcile(
+    client: Client,
+    paths: Sequence[str],
+    *,
+    query: str | None = None,
+    workflow_ids: Sequence[str] = (),
+    concurrency: int = 32,
+) -> ReconcileResult:
+    """Reconcile the log under ``paths`` with the workflows selected by ``query`` and/or
+    ``workflow_ids`` (default: every AuthorityRequest workflow; then also chains in the log that
+    Temporal does not know are findings)."""
+    from temporalio.service import RPCError, RPCStatusCode
+
+    full = query is None and not workflow_ids
+    if full:
+        query = DEFAULT_QUERY
+    result = ReconcileResult()
+    sem = asyncio.Semaphore(max(1, concurrency))
+    facts: dict[str, WorkflowFacts] = {}
+
+    async def fetch(wid: str, run_id: str | None) -> None:
+        async with sem:
+            try:
+                facts[wid] = await fetch_facts(client, wid, run_id)
+            except RPCError as exc:
+                result.findings.append(
+                    ReconcileFinding(
+                        "history_unavailable",
+                        f"cannot fetch the history: {_rpc_message(exc)}",
+                        wid,
+                        run_id=run_id,
+                    )
+                )
+
+    # 1. Histories first: whatever they show as completed was durable before we read the log.
+    targets: dict[str, str | None] = {wid: None for wid in workflow_ids}
+    if query:
+        async for execution in client.list_workflows(query):
+            # Several runs of one id (only after a reset): the newest listed run wins.
+            targets.setdefault(execution.id, execution.run_id)
+    await asyncio.gather(*(fetch(wid, run) for wid, run in targets.items()))
+
+    # 2. The log.
+    index, result.files, result.log_entries = load_log(paths, None if full else set(targets))
+
+    # Chains in the log that the listing did not return: visibility lags behind (a request just
+    # started), so ask for each by id before calling it unknown.
+    if full:
+        extra = [cid for cid in index if cid not in facts and cid not in targets]
+
+        async def probe(cid: str) -> None:
+            async with sem:
+                try:
+                    facts[cid] = await fetch_facts(client, cid)
+                except RPCError as exc:
+                    if exc.status != RPCStatusCode.NOT_FOUND:
+                        raise
+                    copies = index[cid]
+                    first = copies[min(copies)][0]
+                    result.findings.append(
+                        ReconcileFinding(
+                            "unknown_chain",
+                            "the log holds a chain for which Temporal has no workflow: forged, "
+                            "from another namespace/cluster, or its history was deleted by the "
+                            "namespace's retention (reconcile closed requests before retention "
+                            "ends, and keep their anchors)",
+                            cid,
+                            found=f"{len(copies)} sequences in the log",
+                            expected="a workflow with this id",
+                            file=first.file,
+                            line=first.line,
+                        )
+                    )
+
+        await asyncio.gather(*(probe(cid) for cid in extra))
+
+    # 3. Compare; a running chain whose log runs ahead of the history is re-fetched once.
+    async def check(wid: str, f: WorkflowFacts) -> None:
+        chain = index.get(wid)
+        findings, notes, matched = compare_workflow(f, chain)
+        if f.running and any(x.code == "unrecorded_entry" for x in findings):
+            async with sem:
+                try:
+                    later = await fetch_facts(client, wid, f.run_id or None)
+                except RPCError:
+                    later = None
+            if later is not None:
+                result.refetched += 1
+                findings, notes, matched = compare_workflow(f, chain, explain=later)
+        a_findings, a_notes, checked = check_anchors(f, chain)
+        result.findings.extend(findings + a_findings)
+        result.notes.extend(notes + a_notes)
+        result.matched_entries += matched
+        result.anchors_checked += checked
+
+    await asyncio.gather(*(check(wid, f) for wid, f in facts.items()))
+    for f in facts.values():
+        result.workflows += 1
+        result.by_status[f.status] += 1
+        done = [w for w in f.writes if w.status == "completed"]
+        result.history_entries += len(done)
+        result.retried_writes += len({w.scheduled_event_id for w in done if w.attempt > 1})
+
+    def order(x: ReconcileFinding) -> tuple[str, int, str]:
+        return (x.chain_id or "", x.sequence if x.sequence is not None else -1, x.code)
+
+    result.findings.sort(key=order)
+    result.notes.sort(key=order)
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# CLI
+
+
+def _run(args: argparse.Namespace) -> int:
+    from temporalio.service import RPCError
+
+    from audit.cli import EXIT_FINDINGS, EXIT_OK, _fail, _paths
+    from docket.client import DocketError, connect
+
+    paths = _paths(args)
+    try:
+        find_segments(paths)
+    except FileNotFoundError as exc:
+        return _fail(str(exc))
+    if args.concurrency < 1:
+        return _fail("--concurrency must be at least 1")
+
+    async def go() -> ReconcileResult:
+        client = await connect(identity="docket-audit-reconcile")
+        return await reconcile(
+            client,
+            paths,
+            query=args.query,
+            workflow_ids=args.workflow_id or (),
+            concurrency=args.concurrency,
+        )
+
+    try:
+        result = asyncio.run(go())
+    except DocketError as exc:
+        return _fail(str(exc))
+    except RPCError as exc:
+        return _fail(f"Temporal: {_rpc_message(exc)}")
+    if args.json:
+        sys.stdout.write(orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2).decode())
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(result.render_text())
+    return EXIT_OK if result.ok else EXIT_FINDINGS
+
+
+def register(sub: Any) -> None:
+    """Add ``reconcile`` to ``python -m audit`` (see audit.cli.REGISTRARS)."""
+    from audit.cli import _add_paths
+
+    p = sub.add_parser(
+        "reconcile",
+        help="compare the log with Temporal's histories and workflow results (needs Temporal)",
+        description=(
+            "Every entry a completed write_audit_entries activity carried must be in the log "
+            "(same event.id and hash), the log must hold nothing else, and each completed "
+            "workflow's result/memo anchor must be the log's chain head. Connection settings "
+            "come from temporalio.envconfig (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, ...)."
+        ),
+    )
+    _add_paths(p)
+    p.add_argument(
+        "--query",
+        metavar="VISIBILITY_QUERY",
+        help=f"which workflows (default: {DEFAULT_QUERY}, plus unknown chains in the log)",
+    )
+    p.add_argument(
+        "--workflow-id",
+        action="append",
+        metavar="ID",
+        help="reconcile this workflow (repeatable; with --query: both)",
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument(
+        "--concurrency",
+        type=int,
+        default=32,
+        metavar="N",
+        help="histories fetched at once (default 32)",
+    )
+    p.set_defaults(run=_run)

@@ -1,0 +1,306 @@
+"""Helpers for tests/audit_temporal: the stack, orders, in-process and subprocess workers, the
+killed-worker run, and log inspection."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+import worker as docket_worker
+from activities.audit import AuditActivities
+from activities.platform import PlatformActivities, PlatformEndpoint
+from audit.entry import AuditAnchor
+from audit.reader import iter_entries
+from audit.writer import AuditWriter
+from docket import client as docket
+from docket.case import RequestResult
+from docket.models import Approve, Order
+from docket.reference import ReferenceData, SlaPolicy, default_reference
+from docket.temporal_names import TASK_QUEUE
+from docket.validation import validate_order
+from platform_sim.scenarios import PlatformScenario
+from platform_sim.server import PlatformSimulator
+from workflows import AuthorityRequest
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+POLICY = "TEST-RECONCILE"
+PLATFORM = "facebook"
+
+
+@dataclass
+class Stack:
+    address: str
+    sim: PlatformSimulator
+    secret: str
+    reference: ReferenceData
+
+    def endpoints(self) -> dict[str, PlatformEndpoint]:
+        return {
+            PLATFORM: PlatformEndpoint(
+                base_url=self.sim.base_url(PLATFORM),
+                secret=self.secret.encode(),
+                markers=self.reference.platforms[PLATFORM].markers,
+            )
+        }
+
+    def worker_env(self, audit_dir: Path) -> dict[str, str]:
+        """What `python worker.py` needs (envconfig + Docket settings), nothing else of ours."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "DOCKET_"))}
+        env.update(
+            TEMPORAL_ADDRESS=self.address,
+            TEMPORAL_NAMESPACE="default",
+            DOCKET_AUDIT_DIR=str(audit_dir),
+            DOCKET_SECRET_FACEBOOK=self.secret,
+            DOCKET_PLATFORM_URL_FACEBOOK=self.sim.base_url(PLATFORM),
+            DOCKET_LOG_FORMAT="json",
+            PYTHONPATH=str(ROOT),
+        )
+        return env
+
+
+def reference_with_policy() -> ReferenceData:
+    """Shipped reference data plus a policy that closes a complying request in seconds:
+    no re-checks, a 2 s appeal window, SLA clocks far beyond the run."""
+    base = default_reference()
+    policy = SlaPolicy(
+        id=POLICY,
+        title="Tests only: closes a complying request within seconds",
+        legal_basis="vn-c38-2016",
+        respond_within=timedelta(minutes=10),
+        effect_within=timedelta(minutes=10),
+        appeal_window=timedelta(seconds=2),
+        rechecks=(),
+    )
+    return base.model_copy(update={"sla_policies": {**base.sla_policies, POLICY: policy}})
+
+
+@contextlib.contextmanager
+def make_stack(address: str) -> Iterator[Stack]:
+    secret = f"sk-{PLATFORM}-{secrets.token_hex(12)}"
+    scenario = PlatformScenario.preset("comply", ack_delay=0.2, decide_delay=0.5)
+    with PlatformSimulator("127.0.0.1", 0, {PLATFORM: secret}, {PLATFORM: scenario}) as sim:
+        yield Stack(address, sim, secret, reference_with_policy())
+
+
+def make_order(stack: Stack, tag: str) -> Order:
+    """A one-item order that the simulator removes (and our probe confirms)."""
+    raw: dict[str, Any] = {
+        "authority": "mst",
+        "reference": f"rc-{tag}-{secrets.token_hex(3)}",
+        "officer": "nguyen.van.an",
+        "platform": PLATFORM,
+        "legal_bases": [{"basis": "vn-c38-2016", "provision": "Điều 5 khoản 1"}],
+        "statement_of_reasons": "Tài khoản mạo danh lãnh đạo nhà nước để đăng tin sai sự thật.",
+        "territorial_scope": ["VN"],
+        "redress": "The platform and the uploader may appeal to the issuing authority.",
+        "sla_policy": POLICY,
+        "language": "vi",
+        "issued_at": (datetime.now(UTC) - timedelta(hours=1)).isoformat(),
+        "items": [
+            {
+                "item_id": "i1",
+                "url": stack.sim.content_url(PLATFORM, f"remove.marker--{tag}"),
+                "content_type": "post",
+                "category": "impersonation",
+                "reason": "Mạo danh lãnh đạo nhà nước.",
+            }
+        ],
+    }
+    return validate_order(raw, stack.reference)
+
+
+async def submit(client: Client, stack: Stack, tag: str) -> str:
+    ref = stack.reference
+    sub = await docket.submit(
+        client,
+        make_order(stack, tag),
+        submitted_by=ref.actor("nguyen.van.an"),
+        reference=ref,
+        poll_interval=timedelta(seconds=1),
+    )
+    return sub.request_id
+
+
+async def wait_state(client: Client, rid: str, state: str, timeout: float = 60.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    last = None
+    while loop.time() < deadline:
+        with contextlib.suppress(docket.DocketError):
+            last = (await docket.status(client, rid))["state"]
+            if last == state:
+                return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"{rid} did not reach {state} within {timeout}s (last: {last})")
+
+
+async def approve(client: Client, stack: Stack, rid: str) -> None:
+    await wait_state(client, rid, "pending_approval")
+    await docket.send_command(
+        client,
+        rid,
+        Approve(actor=stack.reference.actor("tran.thi.binh"), reason="Checked (test)"),
+    )
+
+
+async def result_of(client: Client, rid: str, timeout: float = 120.0) -> RequestResult:
+    return await asyncio.wait_for(docket.result(client, rid), timeout)
+
+
+async def anchors_of(client: Client, rid: str) -> list[AuditAnchor]:
+    """The anchors the workflow publishes: its result and its memo `audit_anchor`."""
+    result = await docket.result(client, rid)
+    memo = await (await client.get_workflow_handle(rid).describe()).memo()
+    return [
+        AuditAnchor(rid, result.audit_count, result.audit_head),
+        AuditAnchor.from_dict({"chain_id": rid, **memo["audit_anchor"]}),
+    ]
+
+
+@contextlib.asynccontextmanager
+async def in_process_worker(
+    client: Client, stack: Stack, audit_dir: Path, audit: type[AuditActivities] = AuditActivities
+) -> AsyncIterator[Worker]:
+    """worker.build_worker's worker, with `audit` (a test subclass) as write_audit_entries."""
+    platforms = PlatformActivities(stack.endpoints())
+    writer = AuditWriter(audit_dir)
+    activities = audit(writer)
+    worker = Worker(
+        client,
+        task_queue=TASK_QUEUE,
+        workflows=[AuthorityRequest],
+        activities=[activities.write_entries, *platforms.activities()],
+        workflow_runner=SandboxedWorkflowRunner(
+            restrictions=SandboxRestrictions.default.with_passthrough_modules(
+                *docket_worker.PASSTHROUGH
+            )
+        ),
+    )
+    try:
+        async with worker:
+            yield worker
+    finally:
+        await platforms.aclose()
+        writer.close()
+
+
+def entries_by_id(audit_dir: Path | list[Path], rid: str) -> dict[str, set[str]]:
+    """event.id -> the distinct hashes the log holds for it (every copy of every segment)."""
+    dirs = audit_dir if isinstance(audit_dir, list) else [audit_dir]
+    out: dict[str, set[str]] = defaultdict(set)
+    for _path, _line, e in iter_entries(dirs, contains=rid.encode()):
+        if e["docket"]["chain_id"] == rid:
+            out[e["event"]["id"]].add(e["hash"])
+    return dict(out)
+
+
+def copies_by_id(audit_dir: Path, rid: str) -> dict[str, int]:
+    out: dict[str, int] = defaultdict(int)
+    for _path, _line, e in iter_entries([audit_dir], contains=rid.encode()):
+        if e["docket"]["chain_id"] == rid:
+            out[e["event"]["id"]] += 1
+    return dict(out)
+
+
+# --------------------------------------------------------------------------------------------
+# The killed-worker run
+
+
+@dataclass
+class KilledRun:
+    audit_dir: Path
+    request_id: str
+    result: RequestResult
+    anchors: list[AuditAnchor]
+    killed_event_id: str
+    kill_to_close_seconds: float  # informative (printed, never asserted)
+    before_kill: Any = None  # reconcile result while the workflow waits for approval
+    after_kill: Any = None  # reconcile result after the kill, before the new worker
+    logs: dict[str, str] = field(default_factory=dict)
+
+
+def _spawn(args: list[str], env: Mapping[str, str], log: Path) -> subprocess.Popen[bytes]:
+    out = log.open("wb")
+    try:
+        return subprocess.Popen(
+            [sys.executable, *args], cwd=ROOT, env=dict(env), stdout=out, stderr=subprocess.STDOUT
+        )
+    finally:
+        out.close()
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+async def _wait_exit(proc: subprocess.Popen[bytes], timeout: float) -> int | None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while proc.poll() is None and loop.time() < deadline:
+        await asyncio.sleep(0.1)
+    return proc.poll()
+
+
+async def run_killed_worker(
+    stack: Stack, client: Client, tmp: Path, *, kill_after: str
+) -> KilledRun:
+    from audit.reconcile import reconcile
+
+    audit_dir = tmp / "audit"
+    audit_dir.mkdir()
+    marker = tmp / "killed.json"
+    env = stack.worker_env(audit_dir)
+    killer_env = {
+        **env,
+        "DOCKET_TEST_KILL_AFTER": kill_after,
+        "DOCKET_TEST_KILL_MARKER": str(marker),
+    }
+    killer = _spawn([str(HERE / "kill_worker.py")], killer_env, tmp / "kill_worker.log")
+    normal: subprocess.Popen[bytes] | None = None
+    try:
+        rid = await submit(client, stack, f"kill-{kill_after}")
+        await wait_state(client, rid, "pending_approval", timeout=60)
+        before = await reconcile(client, [str(audit_dir)], workflow_ids=[rid])
+        await approve(client, stack, rid)
+        code = await _wait_exit(killer, 60)
+        assert code == -signal.SIGKILL, f"the killing worker exited with {code}, not SIGKILL"
+        killed_at = time.monotonic()
+        after = await reconcile(client, [str(audit_dir)], workflow_ids=[rid])
+        normal = _spawn(["worker.py"], env, tmp / "worker.log")
+        result = await result_of(client, rid, timeout=150)
+        closed = time.monotonic() - killed_at
+        anchors = await anchors_of(client, rid)
+    finally:
+        _stop(killer)
+        if normal is not None:
+            _stop(normal)
+    import json
+
+    killed = json.loads(marker.read_text())
+    logs = {p.name: p.read_text(errors="replace")[-4000:] for p in tmp.glob("*.log")}
+    return KilledRun(
+        audit_dir, rid, result, anchors, killed["event_id"], closed, before, after, logs
+    )
