@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import http.cookiejar
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -36,10 +37,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import httpx
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from docket.models import ItemEffect, Text
 from docket.platform_protocol import (
     IDEMPOTENCY_HEADER,
     VANTAGE_HEADER,
@@ -270,6 +272,13 @@ class PlatformActivities:
         body = order.model_dump_json().encode()
         response = await self._call(platform, "POST", "/v1/requests", body, order.request_id)
         ticket = self._parse(f"POST {platform}/v1/requests", response, TicketResponse)
+        if not _TICKET.match(ticket.ticket):
+            # It goes into URL paths and audit reasons: one short token, nothing else.
+            raise ApplicationError(
+                f"POST {platform}/v1/requests: ticket {ticket.ticket[:80]!r} is not "
+                "1-100 characters of [A-Za-z0-9._~-]",
+                type="MalformedResponse",
+            )
         activity.logger.info(
             "order delivered to %s: ticket %s (HTTP %s)",
             platform,
@@ -289,6 +298,7 @@ class PlatformActivities:
                 f"GET {platform}{path}: answered for ticket {status.ticket!r}",
                 type="MalformedResponse",
             )
+        _check_recordable(f"GET {platform}{path}", status)
         return status
 
     @activity.defn(name="send_notice")
@@ -385,3 +395,40 @@ class PlatformActivities:
         if evidence.observation is Observation.PROBE_ERROR:
             activity.logger.warning("probe of %s from %s failed: %s", url, vantage, error)
         return evidence
+
+
+_QUESTION: TypeAdapter[str] = TypeAdapter(Text)
+_TICKET = re.compile(r"^[A-Za-z0-9._~-]{1,100}$")
+
+
+def _check_recordable(what: str, status: PlatformStatus) -> None:
+    """Refuse (MalformedResponse) an answer the workflow could not turn into commands.
+
+    The wire model accepts any strings; the workflow builds `ItemEffect` / `RequestInfo`
+    commands from them (docket.models: a decline states reasons, a restriction names
+    countries, no control characters...). Raising that ValidationError in workflow code would
+    fail the workflow task over and over; here it is a visible, retried activity failure and
+    the request keeps its state (its SLA timers still run).
+    """
+    try:
+        for effect in status.items:
+            if effect.effect in (None, "needs_more_info"):
+                continue
+            ItemEffect(
+                item_id=effect.item_id,
+                effect=effect.effect,
+                restricted_in=tuple(effect.restricted_in),
+                reason=effect.reason,
+                effect_at=effect.effect_at,
+                platform_ref=effect.platform_ref,
+                uploader_notified=effect.uploader_notified,
+            )
+        if status.info_request:
+            _QUESTION.validate_python(status.info_request)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "answer"
+        raise ApplicationError(
+            f"{what}: the platform's answer cannot be recorded: {where}: {first['msg']}",
+            type="MalformedResponse",
+        ) from None
