@@ -14,237 +14,28 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 from docket_harness import (
+    SCENARIOS,
+    Driver,
+    Run,
     Stack,
     actions,
-    actor,
     audit_entries,
     decoded_text,
-    make_order,
     path,
     search_attributes,
-    submit,
-    wait_for,
 )
 
 from audit.entry import AuditAnchor
 from audit.verify import verify_paths
 from docket import client as docket
-from docket.case import RequestResult
-from docket.models import (
-    Approve,
-    Close,
-    Command,
-    DecideAppeal,
-    Escalate,
-    FileAppeal,
-    ProvideInfo,
-    Receipt,
-    Renotify,
-    Withdraw,
-)
 
 pytestmark = pytest.mark.integration
 
 RUN_TIMEOUT = 120.0
-
-
-@dataclass
-class Run:
-    """What one scenario produced."""
-
-    rid: str
-    result: RequestResult | None = None
-    timeline: list[dict[str, Any]] = field(default_factory=list)
-    seen: dict[str, dict[str, Any]] = field(default_factory=dict)  # state -> status then
-    receipts: list[Receipt] = field(default_factory=list)
-
-
-class Driver:
-    def __init__(self, stack: Stack, tag: str) -> None:
-        self.stack = stack
-        self.client = stack.client
-        self.tag = tag
-
-    async def start(self, name: str, slugs: list[str], **order: Any) -> Run:
-        built = make_order(
-            self.stack.sim,
-            f"INT-{self.tag}-{name}",
-            [f"{s}-{name}-{self.tag}" for s in slugs],
-            reference=self.stack.reference,
-            **order,
-        )
-        run = Run(await submit(self.client, built, self.stack.reference))
-        await wait_for(self.client, run.rid, state="pending_approval")
-        await self.send(
-            run, Approve(actor=actor("tran.thi.binh"), reason="Legal bases and URLs checked")
-        )
-        return run
-
-    async def send(self, run: Run, cmd: Command) -> Receipt:
-        receipt = await docket.send_command(self.client, run.rid, cmd)
-        run.receipts.append(receipt)
-        return receipt
-
-    async def reach(self, run: Run, state: str, timeout: float = 60.0) -> dict[str, Any]:
-        status = await wait_for(self.client, run.rid, state=state, timeout=timeout)
-        run.seen[state] = status
-        return status
-
-    async def finish(self, run: Run) -> Run:
-        run.result = await asyncio.wait_for(docket.result(self.client, run.rid), 60)
-        run.timeline = await docket.timeline(self.client, run.rid)
-        run.seen["closed"] = await docket.status(self.client, run.rid)
-        return run
-
-
-# --- the scenarios -------------------------------------------------------------------------
-
-
-async def comply(d: Driver) -> Run:
-    return await d.finish(await d.start("comply", ["remove.marker--post"]))
-
-
-async def partial(d: Driver) -> Run:
-    return await d.finish(await d.start("partial", ["remove--a", "decline--b"]))
-
-
-async def decline(d: Driver) -> Run:
-    run = await d.start("decline", ["decline--a"])
-    await d.reach(run, "declined")
-    return await d.finish(run)
-
-
-async def ignore(d: Driver) -> Run:
-    run = await d.start("ignore", ["ignore--a"])
-    await d.reach(run, "second_notice")
-    await d.reach(run, "unresponsive")
-    await d.send(
-        run,
-        Escalate(actor=actor("tran.thi.binh"), reason="No answer after the second notice"),
-    )
-    return await d.finish(run)
-
-
-async def slow_ack(d: Driver) -> Run:
-    run = await d.start("slowack", ["slowack--a"])
-    await d.reach(run, "second_notice")
-    return await d.finish(run)
-
-
-async def flaky(d: Driver) -> Run:
-    return await d.finish(await d.start("flaky", ["flaky--a"]))
-
-
-async def info(d: Driver) -> Run:
-    run = await d.start("info", ["info--a"])
-    await d.reach(run, "info_requested")
-    await d.send(
-        run,
-        ProvideInfo(
-            actor=actor("nguyen.van.an"),
-            reason="Answering the platform's question",
-            answer="Quyết định số 12/QĐ-BTTTT; the post breaches Decree 72, art. 5(1)(a).",
-        ),
-    )
-    return await d.finish(run)
-
-
-async def views(d: Driver) -> Run:
-    slugs = [
-        "remove.404--a",
-        "remove.410--b",
-        "remove.451--c",
-        "remove.marker--d",
-        "remove.login--e",
-        "restrict--f",
-    ]
-    run = await d.start("views", slugs)
-    await d.reach(run, "monitoring")
-    return await d.finish(run)
-
-
-async def geo_only(d: Driver) -> Run:
-    run = await d.start("geo", ["remove.geo--a"])
-    await d.reach(run, "disputed")
-    await d.send(run, Close(actor=actor("ops.on.call"), reason="Only geo-blocked; on record"))
-    return await d.finish(run)
-
-
-async def liar(d: Driver) -> Run:
-    run = await d.start("liar", ["liar--a"])
-    await d.reach(run, "disputed")
-    await d.send(
-        run,
-        Renotify(actor=actor("ops.on.call"), reason="Our probes still reach it from Vietnam"),
-    )
-    return await d.finish(run)
-
-
-async def resurface(d: Driver) -> Run:
-    run = await d.start("resurface", ["remove.resurface--a"])
-    await d.reach(run, "monitoring")
-    await d.reach(run, "disputed")
-    await d.send(run, Close(actor=actor("ops.on.call"), reason="It came back; on record"))
-    return await d.finish(run)
-
-
-async def appeal(d: Driver) -> Run:
-    run = await d.start("appeal", ["remove.marker--a"])
-    await d.reach(run, "monitoring")
-    await d.send(
-        run,
-        FileAppeal(
-            actor=actor("hoang.minh.uploader"),
-            reason="The post reports a local official's conduct",
-            appellant_type="content_owner",
-            target_items=("i1",),
-            grounds="Bài viết phản ánh sự việc có thật, có bằng chứng kèm theo.",
-        ),
-    )
-    await d.send(
-        run,
-        DecideAppeal(
-            actor=actor("pham.thi.dung"),
-            reason="The evidence supports the post; removal not necessary",
-            outcome="reversed",
-        ),
-    )
-    return await d.finish(run)
-
-
-async def delivery_failed(d: Driver) -> Run:
-    run = await d.start("yt", ["remove--a"], platform="youtube")
-    await d.reach(run, "delivery_failed")
-    await d.send(
-        run, Withdraw(actor=actor("nguyen.van.an"), reason="Platform refuses our signature")
-    )
-    return await d.finish(run)
-
-
-SCENARIOS: dict[str, Callable[[Driver], Coroutine[Any, Any, Run]]] = {
-    f.__name__: f
-    for f in (
-        comply,
-        partial,
-        decline,
-        ignore,
-        slow_ack,
-        flaky,
-        info,
-        views,
-        geo_only,
-        liar,
-        resurface,
-        appeal,
-        delivery_failed,
-    )
-}
 
 
 @pytest.fixture(scope="module")
