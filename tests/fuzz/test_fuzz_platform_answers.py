@@ -137,7 +137,11 @@ def commands_from(status: Any) -> None:
 
 
 def run(coro: Any) -> Any:
-    return asyncio.new_event_loop().run_until_complete(coro)
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coro)
+    finally:
+        loop.close()
 
 
 async def call(acts: PlatformActivities, kind: str) -> Any:
