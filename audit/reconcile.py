@@ -668,7 +668,14 @@ async def reconcile(
                     facts[cid] = await fetch_facts(client, cid)
                 except RPCError as exc:
                     if exc.status != RPCStatusCode.NOT_FOUND:
-                        raise
+                        result.findings.append(
+                            ReconcileFinding(
+                                "history_unavailable",
+                                f"cannot fetch the history: {_rpc_message(exc)}",
+                                cid,
+                            )
+                        )
+                        return
                     copies = index[cid]
                     first = copies[min(copies)][0]
                     result.findings.append(
