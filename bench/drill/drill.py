@@ -126,6 +126,7 @@ class DrillReport:
     server_restarts: list[float] = field(default_factory=list)
     commands_sent: dict[str, int] = field(default_factory=dict)
     command_retries: int = 0
+    command_resends: int = 0
     commands_refused: list[str] = field(default_factory=list)
     audit: dict[str, Any] = field(default_factory=dict)
     audit_findings: list[str] = field(default_factory=list)
@@ -451,14 +452,24 @@ class Drill:
             command = Escalate(actor=ref.actor(APPROVER), reason="Drill: no answer, escalate")
         update_id = f"drill-{action}-{rid}"  # stable: a resend is deduplicated by Temporal
         try:
-            await self._retry(
-                lambda: docket.send_command(self._c(), rid, command, update_id=update_id)
+            # Bounded: an Update admitted just before a kill or the server restart is resent
+            # (same id) on the next round instead of being awaited forever.
+            await asyncio.wait_for(
+                self._retry(
+                    lambda: docket.send_command(self._c(), rid, command, update_id=update_id)
+                ),
+                60,
             )
             self.report.commands_sent[action] = self.report.commands_sent.get(action, 0) + 1
+            self.acted.add((rid, action))
         except docket.CommandRefused as exc:
             self.report.commands_refused.append(f"{rid} {action}: {exc}")
-        self.acted.add((rid, action))
-        self.inflight.pop((rid, action), None)
+            self.acted.add((rid, action))
+        except Exception as exc:  # resent next round, same update id
+            self.report.command_resends += 1
+            say(f"{action} {rid}: {type(exc).__name__}: {exc}; resending")
+        finally:
+            self.inflight.pop((rid, action), None)
 
     async def _retry(self, call: Callable[[], Awaitable[T]], attempts: int = 120) -> T:
         """Retry through worker kills and the server restart (Unavailable, RPC errors)."""
