@@ -565,13 +565,24 @@ class AuthorityRequest:
         notice = self._outbox[0]
         ticket = self.case.facts.ticket
         if ticket is not None and self.request.platform.api:
-            await workflow.execute_activity_method(
-                PlatformActivities.send_notice,
-                args=[self.request.platform.id, ticket, notice],
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=NOTICE_RETRY,
-                summary=f"notice {notice.kind} to {self.request.platform.id}",
-            )
+            try:
+                await workflow.execute_activity_method(
+                    PlatformActivities.send_notice,
+                    args=[self.request.platform.id, ticket, notice],
+                    start_to_close_timeout=timedelta(seconds=30),
+                    retry_policy=NOTICE_RETRY,
+                    summary=f"notice {notice.kind} to {self.request.platform.id}",
+                )
+            except ActivityError as exc:
+                # Only a non-retryable refusal gets here (NOTICE_RETRY retries the rest). The
+                # transition that asked for the notice is recorded; failing the run over its
+                # side effect would lose the request. The refusal stays on the failed activity.
+                workflow.logger.warning(
+                    "notice %s to %s refused: %s",
+                    notice.kind,
+                    self.request.platform.id,
+                    _cause(exc),
+                )
         self._outbox.pop(0)
 
     # --- visibility ----------------------------------------------------------------------

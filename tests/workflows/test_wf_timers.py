@@ -10,6 +10,7 @@ moved forward with the test server's so its decisions (content really removed) k
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -42,7 +43,17 @@ from audit.verify import verify_paths
 from docket import client as docket
 from docket import temporal_names as names
 from docket.case import RequestResult
-from docket.models import Acknowledge, Approve, Close, Escalate, ItemEffect, ReportEffect
+from docket.models import (
+    Acknowledge,
+    Approve,
+    Close,
+    Escalate,
+    ItemEffect,
+    ProvideInfo,
+    ReportEffect,
+    RequestInfo,
+    Withdraw,
+)
 from docket.reference import ReferenceData
 from platform_sim.server import PlatformSimulator
 
@@ -488,3 +499,46 @@ async def test_dsa_article_9_has_no_deadline_but_counts_in_medians(run: Run) -> 
     assert send_to_ack["median_seconds"] >= (3 * DAY).total_seconds()
     assert receipt_to_effect["n"] == 1
     assert receipt_to_effect["median_seconds"] >= (5 * DAY).total_seconds()
+
+
+async def test_a_notice_the_platform_refuses_does_not_fail_the_run(run: Run) -> None:
+    """The liaison asks for information by hand (not through the API), so the platform's API
+    answers the `info_provided` notice with 422. The transitions stand and the run goes on
+    (before the fix the ActivityError failed the whole workflow: the request was lost)."""
+    r = run
+    rid = await r.submit(["ignore--asked-by-hand"], policy="VN-C38-2016")
+    await r.approve(rid)
+    await docket.send_command(
+        r.client, rid, Acknowledge(actor=liaison("facebook"), reason="Received")
+    )
+    await docket.send_command(
+        r.client,
+        rid,
+        RequestInfo(actor=liaison("facebook"), reason="By e-mail", question="Which article?"),
+    )
+    receipt = await docket.send_command(
+        r.client,
+        rid,
+        ProvideInfo(actor=actor("nguyen.van.an"), reason="Answered", answer="Art. 5(1)(a)"),
+    )
+    assert receipt.state == "acknowledged"
+    history = await r.history(rid)
+    for _ in range(100):  # the notice activity runs after the receipt
+        failed = [
+            e for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED
+        ]
+        if failed:
+            break
+        await asyncio.sleep(0.1)
+        history = await r.history(rid)
+    assert failed, "the platform should have refused the info_provided notice"
+    assert (
+        "no information was requested"
+        in failed[0].activity_task_failed_event_attributes.failure.message
+    )
+    assert await is_running(r.client, rid)
+    await docket.send_command(
+        r.client, rid, Withdraw(actor=actor("nguyen.van.an"), reason="Resolved by phone")
+    )
+    result = await r.finish(rid)
+    assert (result.state, result.outcome) == ("closed", "withdrawn")
