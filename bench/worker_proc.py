@@ -1,0 +1,117 @@
+"""A worker in its own process, so its CPU and memory are measured apart from the load.
+
+    python -m bench.worker_proc --variant docket|bare --address HOST:PORT --task-queue Q \
+        --sim-url URL --secret S --audit-dir DIR
+
+Prints READY once polling, runs until SIGTERM/SIGINT. Variants:
+  docket             worker.build_worker as shipped (the real Docket worker)
+  bare               bench.bare.BareRequest + the same platform activities, same sandbox
+  docket-unsandboxed experiment: Docket's workflow and activities, UnsandboxedWorkflowRunner
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+import worker as docket_worker
+from activities.audit import AuditActivities
+from activities.platform import PlatformActivities, PlatformEndpoint
+from audit.writer import AuditWriter
+from bench.bare import BareRequest
+from platform_sim.scenarios import markers_for
+from workflows import AuthorityRequest
+
+VARIANTS = ("docket", "bare", "docket-unsandboxed")
+
+
+def build(
+    variant: str,
+    client: Client,
+    platforms: PlatformActivities,
+    writer: AuditWriter,
+    task_queue: str,
+    max_cached: int | None,
+) -> Worker:
+    if variant == "docket" and max_cached is None:
+        return docket_worker.build_worker(
+            client, platforms=platforms, writer=writer, task_queue=task_queue
+        )
+    sandbox = SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(
+            *docket_worker.PASSTHROUGH
+        )
+    )
+    cache = 1000 if max_cached is None else max_cached  # the SDK default is 1000
+    if variant == "bare":
+        return Worker(
+            client,
+            task_queue=task_queue,
+            workflows=[BareRequest],
+            activities=platforms.activities(),
+            max_concurrent_activities=200,
+            workflow_runner=sandbox,
+            max_cached_workflows=cache,
+        )
+    audit = AuditActivities(writer)
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[AuthorityRequest],
+        activities=[audit.write_entries, *platforms.activities()],
+        max_concurrent_activities=200,
+        workflow_runner=UnsandboxedWorkflowRunner() if variant.endswith("unsandboxed") else sandbox,
+        max_cached_workflows=cache,
+    )
+
+
+async def run(args: argparse.Namespace) -> int:
+    client = await Client.connect(
+        args.address, data_converter=pydantic_data_converter, identity=f"bench-{args.variant}"
+    )
+    endpoint = PlatformEndpoint(
+        base_url=f"{args.sim_url}/{args.platform}",
+        secret=args.secret.encode(),
+        markers=markers_for(args.platform),
+    )
+    platforms = PlatformActivities({args.platform: endpoint})
+    writer = AuditWriter(Path(args.audit_dir))
+    worker = build(args.variant, client, platforms, writer, args.task_queue, args.max_cached)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with worker:
+        print("READY", flush=True)
+        await stop.wait()
+    await platforms.aclose()
+    writer.close()
+    return 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.worker_proc")
+    parser.add_argument("--variant", choices=VARIANTS, required=True)
+    parser.add_argument("--address", required=True)
+    parser.add_argument("--task-queue", required=True)
+    parser.add_argument("--sim-url", required=True)
+    parser.add_argument("--platform", default="facebook")
+    parser.add_argument("--secret", required=True)
+    parser.add_argument("--audit-dir", required=True)
+    parser.add_argument("--max-cached", type=int, default=None)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    sys.exit(asyncio.run(run(args)))
+
+
+if __name__ == "__main__":
+    main()
