@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -44,13 +45,17 @@ def tag() -> str:
 
 
 @pytest.fixture(scope="module")
-def runs(dev_stack: Stack, tag: str) -> dict[str, asyncio.Task[Run]]:
+async def runs(dev_stack: Stack, tag: str) -> AsyncIterator[dict[str, asyncio.Task[Run]]]:
     """Every scenario, started at once on the session's event loop."""
     driver = Driver(dev_stack, tag)
-    return {
-        name: asyncio.get_event_loop().create_task(scenario(driver), name=name)
+    tasks = {
+        name: asyncio.create_task(scenario(driver), name=name)
         for name, scenario in SCENARIOS.items()
     }
+    yield tasks
+    for task in tasks.values():
+        task.cancel()
+    await asyncio.gather(*tasks.values(), return_exceptions=True)
 
 
 async def finished(runs: dict[str, asyncio.Task[Run]], name: str) -> Run:
