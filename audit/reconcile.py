@@ -612,6 +612,29 @@ def _rpc_message(exc: RPCError) -> str:
     return f"{exc.status.name if exc.status else 'RPC error'}: {exc.message}"
 
 
+async def _fetch(
+    client: Client, workflow_id: str, run_id: str | None = None, attempts: int = 5
+) -> WorkflowFacts:
+    """fetch_facts, retried with backoff when the cluster is busy or briefly unreachable
+    (thousands of history reads may hit a frontend rate limit: RESOURCE_EXHAUSTED)."""
+    from temporalio.service import RPCError, RPCStatusCode
+
+    transient = {
+        RPCStatusCode.UNAVAILABLE,
+        RPCStatusCode.DEADLINE_EXCEEDED,
+        RPCStatusCode.RESOURCE_EXHAUSTED,
+        RPCStatusCode.ABORTED,
+    }
+    for attempt in range(1, attempts + 1):
+        try:
+            return await fetch_facts(client, workflow_id, run_id)
+        except RPCError as exc:
+            if exc.status not in transient or attempt == attempts:
+                raise
+            await asyncio.sleep(min(0.2 * 2**attempt, 5.0))
+    raise AssertionError("unreachable")
+
+
 async def reconcile(
     client: Client,
     paths: Sequence[str],
@@ -635,7 +658,7 @@ async def reconcile(
     async def fetch(wid: str, run_id: str | None) -> None:
         async with sem:
             try:
-                facts[wid] = await fetch_facts(client, wid, run_id)
+                facts[wid] = await _fetch(client, wid, run_id)
             except RPCError as exc:
                 result.findings.append(
                     ReconcileFinding(
@@ -665,7 +688,7 @@ async def reconcile(
         async def probe(cid: str) -> None:
             async with sem:
                 try:
-                    facts[cid] = await fetch_facts(client, cid)
+                    facts[cid] = await _fetch(client, cid)
                 except RPCError as exc:
                     if exc.status != RPCStatusCode.NOT_FOUND:
                         result.findings.append(
@@ -702,7 +725,7 @@ async def reconcile(
         if f.running and any(x.code == "unrecorded_entry" for x in findings):
             async with sem:
                 try:
-                    later = await fetch_facts(client, wid, f.run_id or None)
+                    later = await _fetch(client, wid, f.run_id or None)
                 except RPCError:
                     later = None
             if later is not None:
