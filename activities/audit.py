@@ -16,6 +16,8 @@ from temporalio.exceptions import ApplicationError
 
 from audit.writer import AuditWriteError, AuditWriter
 
+HEARTBEAT_EVERY = 1.0  # seconds; the workflow's heartbeat timeout is a few times this
+
 
 class AuditActivities:
     def __init__(self, writer: AuditWriter) -> None:
@@ -25,8 +27,13 @@ class AuditActivities:
     async def write_entries(self, entries: list[dict[str, Any]]) -> None:
         """Append `entries` durably (one write, one fsync) or fail."""
         attempt = activity.info().attempt
+        write = asyncio.ensure_future(asyncio.to_thread(self.writer.append, entries, attempt))
+        # Heartbeat while a slow disk keeps us: a worker that dies mid-write is then noticed
+        # within the heartbeat timeout (seconds) instead of the start-to-close timeout.
+        while not (await asyncio.wait({write}, timeout=HEARTBEAT_EVERY))[0]:
+            activity.heartbeat()
         try:
-            await asyncio.to_thread(self.writer.append, entries, attempt)
+            write.result()
         except AuditWriteError as exc:
             # Retryable: the writer abandons the failed segment and the next attempt opens a
             # fresh one. Never silent: every attempt's failure is on the activity in the UI.

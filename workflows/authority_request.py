@@ -210,6 +210,7 @@ class AuthorityRequest:
             AuditActivities.write_entries,
             [entry],
             start_to_close_timeout=timedelta(seconds=30),
+            heartbeat_timeout=timedelta(seconds=5),
             retry_policy=AUDIT_RETRY,
             summary=f"audit #{entry['event']['sequence']} {entry['event']['action']}",
         )
