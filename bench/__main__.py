@@ -27,14 +27,14 @@ from bench.common import VAR, Table, say
 SUITES = ("lifecycle", "audit", "memory", "updates")
 PROFILES: dict[str, dict[str, Any]] = {
     "quick": {
-        "n": [50],
+        "n": [30],
         "store": ["memory"],
         "rounds": 2,
-        "audit_entries": 100_000,
-        "append_entries": 1_000,
+        "audit_entries": 50_000,
+        "append_entries": 500,
         "memory_sizes": [100],
         "memory_budget": 120.0,
-        "updates_n": 200,
+        "updates_n": 100,
     },
     "full": {
         "n": [100, 500],

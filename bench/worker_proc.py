@@ -7,6 +7,9 @@ Prints READY once polling, runs until SIGTERM/SIGINT. Variants:
   docket             worker.build_worker as shipped (the real Docket worker)
   bare               bench.bare.BareRequest + the same platform activities, same sandbox
   docket-unsandboxed experiment: Docket's workflow and activities, UnsandboxedWorkflowRunner
+  docket-local-audit experiment: the audit write as a local activity (bench.experiments)
+  docket-passthrough-all  experiment: the sandbox with_passthrough_all_modules()
+  docket-fast        experiment: local-audit + passthrough-all together
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from pathlib import Path
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 import worker as docket_worker
@@ -28,10 +31,18 @@ from activities.audit import AuditActivities
 from activities.platform import PlatformActivities, PlatformEndpoint
 from audit.writer import AuditWriter
 from bench.bare import BareRequest
+from bench.experiments import AuthorityRequestLocalAudit
 from platform_sim.scenarios import markers_for
 from workflows import AuthorityRequest
 
-VARIANTS = ("docket", "bare", "docket-unsandboxed")
+VARIANTS = (
+    "docket",
+    "bare",
+    "docket-unsandboxed",
+    "docket-local-audit",
+    "docket-passthrough-all",
+    "docket-fast",
+)
 
 
 def build(
@@ -46,10 +57,13 @@ def build(
         return docket_worker.build_worker(
             client, platforms=platforms, writer=writer, task_queue=task_queue
         )
-    sandbox = SandboxedWorkflowRunner(
-        restrictions=SandboxRestrictions.default.with_passthrough_modules(
-            *docket_worker.PASSTHROUGH
-        )
+    restrictions = SandboxRestrictions.default.with_passthrough_modules(*docket_worker.PASSTHROUGH)
+    if "passthrough-all" in variant or variant == "docket-fast":
+        restrictions = restrictions.with_passthrough_all_modules()
+    runner: WorkflowRunner = (
+        UnsandboxedWorkflowRunner()
+        if "unsandboxed" in variant
+        else SandboxedWorkflowRunner(restrictions=restrictions)
     )
     cache = 1000 if max_cached is None else max_cached  # the SDK default is 1000
     if variant == "bare":
@@ -59,17 +73,18 @@ def build(
             workflows=[BareRequest],
             activities=platforms.activities(),
             max_concurrent_activities=200,
-            workflow_runner=sandbox,
+            workflow_runner=runner,
             max_cached_workflows=cache,
         )
+    local = "local-audit" in variant or variant == "docket-fast"
     audit = AuditActivities(writer)
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[AuthorityRequest],
+        workflows=[AuthorityRequestLocalAudit if local else AuthorityRequest],
         activities=[audit.write_entries, *platforms.activities()],
         max_concurrent_activities=200,
-        workflow_runner=UnsandboxedWorkflowRunner() if variant.endswith("unsandboxed") else sandbox,
+        workflow_runner=runner,
         max_cached_workflows=cache,
     )
 
