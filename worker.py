@@ -109,21 +109,28 @@ async def check_search_attributes(client: Client) -> None:
 def platform_endpoints(
     reference: ReferenceData, environ: Mapping[str, str] | None = None
 ) -> dict[str, PlatformEndpoint]:
-    """Endpoints from the reference data; secrets from the environment, never from history."""
+    """Endpoints from the reference data; secrets from the environment, never from history.
+
+    A platform whose secret is missing is still served for probes (they need none); its API
+    calls fail with MissingCredentials, so deliveries land in `delivery_failed` with the name
+    of the variable to set, and `retry` works once the worker has it."""
     environ = os.environ if environ is None else environ
     endpoints = {}
     for platform in reference.platforms.values():
         secret = environ.get(platform.credential_env, "")
         if platform.api and not secret:
             log.warning(
-                "platform without credentials: deliveries to it will fail",
+                "platform without credentials: its deliveries will fail until it is set",
                 platform=platform.id,
                 set_variable=platform.credential_env,
             )
-            continue
         base_url = environ.get(f"DOCKET_PLATFORM_URL_{platform.id.upper()}", platform.base_url)
         endpoints[platform.id] = PlatformEndpoint(
-            base_url=base_url, secret=secret.encode(), markers=platform.markers, api=platform.api
+            base_url=base_url,
+            secret=secret.encode(),
+            markers=platform.markers,
+            api=platform.api,
+            credential_env=platform.credential_env,
         )
     return endpoints
 
@@ -180,7 +187,7 @@ async def run_worker() -> int:
         task_queue=TASK_QUEUE,
         namespace=client.namespace,
         audit_dir=str(audit_dir),
-        platforms=sorted(platform_endpoints(reference, {}) or reference.platforms),
+        platforms=sorted(reference.platforms),
     )
     async with worker:
         await stop.wait()

@@ -72,6 +72,7 @@ class PlatformEndpoint:
     secret: bytes = field(repr=False)
     markers: MarkerSet
     api: bool = True
+    credential_env: str = ""  # where the worker looks for the secret (for error messages)
 
     def url(self, path: str) -> str:
         return self.base_url.rstrip("/") + path
@@ -192,6 +193,13 @@ class PlatformActivities:
         idempotency_key: str | None = None,
     ) -> httpx.Response:
         endpoint = self._endpoint(platform, api=True)
+        if not endpoint.secret:
+            where = f": set {endpoint.credential_env}" if endpoint.credential_env else ""
+            raise ApplicationError(
+                f"no signing secret for {platform} on this worker{where} and restart it",
+                type="MissingCredentials",
+                non_retryable=True,
+            )
         # A fresh signature per attempt: a retry is never a replay.
         headers = signed_headers(endpoint.secret, body, int(self._now()))
         headers["Accept"] = "application/json"

@@ -263,11 +263,11 @@ def _rows() -> tuple[TransitionSpec, ...]:
         ),
         TransitionSpec(
             "close",
-            (S.DISPUTED,),
+            (S.DISPUTED, S.REINSTATING),
             S.CLOSED,
             authority_or_operator,
             outcome=Outcome.DISPUTED,
-            description="close with the disagreement on record",
+            description="close with the disagreement on record (claim or reinstatement unmet)",
         ),
         TransitionSpec(
             "recheck",

@@ -70,6 +70,6 @@ def test_secrets_come_from_the_environment_only() -> None:
     )
     assert endpoints["facebook"].secret == b"fb-secret"
     assert endpoints["facebook"].base_url == "http://x"
-    assert "youtube" not in endpoints  # no secret configured: not served, with a warning
+    assert endpoints["youtube"].secret == b""  # probes still work; API calls fail clearly
     assert "fb-secret" not in repr(endpoints["facebook"])
     assert "tiktok" in endpoints  # no API: needs no secret

@@ -279,7 +279,20 @@ class AuthorityRequest:
 
     def _validator(self, trigger: str) -> Callable[[Any], None]:
         def validator(payload: Any) -> None:
-            command = _parse(trigger, payload)
+            try:
+                command = _parse(trigger, payload)
+            except ApplicationError as exc:
+                state = self.case.state
+                if state is None:
+                    raise
+                allowed = list(allowed_triggers(state))
+                raise ApplicationError(
+                    f"{exc.message} (state is {state.value!r}; allowed now: "
+                    f"{', '.join(allowed) or 'nothing'})",
+                    {"state": state.value, "allowed": allowed},
+                    type="InvalidCommand",
+                    non_retryable=True,
+                ) from None
             if self.case.state is None:
                 raise ApplicationError(
                     "the request is still being submitted; retry in a moment",
@@ -507,20 +520,43 @@ class AuthorityRequest:
     async def _probe(
         self, items: Sequence[tuple[str, str]], vantages: Sequence[str], *, baseline: bool = False
     ) -> list[Evidence]:
-        method = PlatformActivities.capture_baseline if baseline else PlatformActivities.probe_item
-        platform = self.request.platform.id
+        """Probe every item from every vantage. A probe whose activity fails for good is kept
+        as `probe_error` evidence (inconclusive) rather than failing the request."""
         calls = [
-            workflow.execute_activity_method(
-                method,
-                args=[platform, item_id, url, vantage],
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=PROBE_RETRY,
-                summary=f"{'baseline' if baseline else 'probe'} {item_id} from {vantage}",
-            )
+            self._probe_one(item_id, url, vantage, baseline=baseline)
             for item_id, url in items
             for vantage in vantages
         ]
         return list(await asyncio.gather(*calls))
+
+    async def _probe_one(self, item_id: str, url: str, vantage: str, *, baseline: bool) -> Evidence:
+        method = PlatformActivities.capture_baseline if baseline else PlatformActivities.probe_item
+        platform = self.request.platform
+        try:
+            return await workflow.execute_activity_method(
+                method,
+                args=[platform.id, item_id, url, vantage],
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=PROBE_RETRY,
+                summary=f"{'baseline' if baseline else 'probe'} {item_id} from {vantage}",
+            )
+        except ActivityError as exc:
+            error = _cause(exc)
+            workflow.logger.warning("probe of %s from %s failed: %s", item_id, vantage, error)
+            return Evidence(
+                item_id=item_id,
+                vantage=vantage,
+                url=url,
+                observation=Observation.PROBE_ERROR,
+                inconclusive=True,
+                status_code=None,
+                final_url=url,
+                body_sha256=None,
+                marker="activity_failed",
+                error=error[:500],
+                probed_at=workflow.now(),
+                markers_version=platform.markers.version,
+            )
 
     async def _verify(self, trigger: str, items: list[tuple[str, str]]) -> None:
         evidence = await self._probe(items, self.request.vantages)
@@ -554,11 +590,13 @@ class AuthorityRequest:
             )
             return
         version = self._version
-        # not back yet: look again after a poll interval (or earlier if something happens)
+        # Not back yet: look again later, backing off like polling (an operator can `close`
+        # the request as disputed if the platform never reinstates).
+        self._quiet_polls += 1
         with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(
                 lambda: self._version != version or bool(self._outbox),
-                timeout=self.request.platform.poll_interval,
+                timeout=self._poll_interval(),
                 timeout_summary="wait for reinstatement",
             )
 

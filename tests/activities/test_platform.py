@@ -283,3 +283,27 @@ async def test_probe_of_failing_content_is_evidence(
     assert ev.inconclusive
     ev = await run(acts.probe_item, "facebook", "item-1", url, "VN")
     assert ev.observation is Observation.AVAILABLE
+
+
+async def test_missing_secret_is_a_clear_permanent_error() -> None:
+    from temporalio.exceptions import ApplicationError
+    from temporalio.testing import ActivityEnvironment
+
+    from activities.platform import PlatformActivities, PlatformEndpoint
+    from docket.verification import MarkerSet
+    from platform_sim.testing import sample_order
+
+    endpoint = PlatformEndpoint(
+        base_url="http://127.0.0.1:9/facebook",
+        secret=b"",
+        markers=MarkerSet(version="t"),
+        credential_env="DOCKET_SECRET_FACEBOOK",
+    )
+    activities = PlatformActivities({"facebook": endpoint})
+    order = sample_order("req-t-1", ["http://127.0.0.1:9/facebook/content/x"])
+    with pytest.raises(ApplicationError) as exc:
+        await ActivityEnvironment().run(activities.deliver_order, "facebook", order)
+    assert exc.value.type == "MissingCredentials"
+    assert exc.value.non_retryable
+    assert "set DOCKET_SECRET_FACEBOOK" in exc.value.message
+    await activities.aclose()

@@ -115,7 +115,8 @@ def test_secrets_come_from_the_worker_environment_only() -> None:
     assert eps["facebook"].secret == b"sk-from-env"
     assert eps["facebook"].base_url == "http://x/fb"
     assert "sk-from-env" not in repr(eps["facebook"])
-    assert "youtube" not in eps  # no variable, no credentials: deliveries to it fail loudly
+    assert eps["youtube"].secret == b""  # no variable: probes work, API calls fail loudly
+    assert eps["youtube"].credential_env == "DOCKET_SECRET_YOUTUBE"
     # Nothing a workflow receives can carry a secret: only the variable's name.
     fields: set[str] = set()
     schema = RequestInput.model_json_schema()
