@@ -1,0 +1,47 @@
+"""A probe whose activity fails for good is recorded as inconclusive evidence; the request
+goes on (it used to fail the whole workflow)."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from docket_harness import Stack, actor, make_order, wait_for
+from temporalio.client import Client
+
+import worker as docket_worker
+from activities.platform import PlatformActivities
+from audit.writer import AuditWriter
+from docket import temporal_names as names
+from docket.client import build_input
+from docket.reference import ReferenceData
+
+QUEUE = "probe-failure-test"
+
+
+async def test_failed_probes_are_probe_error_evidence(dev_stack: Stack, tmp_path: Path) -> None:
+    client: Client = dev_stack.client
+    reference: ReferenceData = dev_stack.reference
+    order = make_order(
+        dev_stack.sim, f"PROBE-FAIL-{secrets.token_hex(4)}", ["remove--a"], reference=reference
+    )
+    request = build_input(order, actor(order.officer), reference)
+    # A worker that knows no platform at all: every probe activity fails (UnknownPlatform).
+    worker = docket_worker.build_worker(
+        client,
+        platforms=PlatformActivities({}),
+        writer=AuditWriter(tmp_path),
+        task_queue=QUEUE,
+    )
+    async with worker:
+        await client.start_workflow(
+            names.WORKFLOW_NAME, request, id=request.request_id, task_queue=QUEUE
+        )
+        status = await wait_for(client, request.request_id, state="pending_approval")
+        timeline = await client.get_workflow_handle(request.request_id).query("timeline")
+        await client.get_workflow_handle(request.request_id).terminate("test done")
+    assert status["state"] == "pending_approval"
+    (evidence,) = timeline[0]["docket"]["evidence"]
+    assert evidence["observation"] == "probe_error"
+    assert evidence["marker"] == "activity_failed"
+    assert "not configured on this worker" in evidence["error"]
