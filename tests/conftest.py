@@ -9,6 +9,7 @@ Helpers shared with the tests and tests/histories/record.py live in docket_harne
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
@@ -31,6 +32,7 @@ from docket_harness import (  # noqa: E402
     new_secrets,
     start_dev_env,
 )
+from hypothesis import settings  # noqa: E402
 from temporalio.api.enums.v1 import IndexedValueType  # noqa: E402
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest  # noqa: E402
 from temporalio.client import Client  # noqa: E402
@@ -45,6 +47,14 @@ from docket.temporal_names import SEARCH_ATTRIBUTES  # noqa: E402
 from platform_sim.server import PlatformSimulator  # noqa: E402
 
 WorkerFactory = Callable[..., contextlib.AbstractAsyncContextManager[Worker]]
+
+# In CI, property tests are derandomized: a red run is reproducible and a green main stays
+# green; new random exploration happens on developers' machines (HYPOTHESIS_PROFILE=dev).
+settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+settings.register_profile("dev", deadline=None)
+settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev")
+)
 
 
 @pytest.fixture(scope="session")

@@ -91,8 +91,9 @@ def orders(draw: st.DrawFn) -> Any:
             if isinstance(item, dict):
                 key = draw(st.sampled_from(ITEM_FIELDS))
                 item[key] = draw(URL if key == "url" else st.one_of(TEXT, JSON))
-    if draw(st.booleans()):
-        data["items"] = (data.get("items") or []) * draw(st.integers(0, 3))
+    items = data.get("items")
+    if draw(st.booleans()) and (items is None or isinstance(items, list)):
+        data["items"] = (items or []) * draw(st.integers(0, 3))
     return data if draw(st.integers(0, 9)) else draw(JSON)
 
 
