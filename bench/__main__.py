@@ -77,8 +77,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--memory-budget", type=float, help="memory: seconds per size, at most")
     parser.add_argument("--max-cached", type=int, help="memory: worker max_cached_workflows")
     parser.add_argument("--updates-n", type=int, help="updates: concurrent approvals")
-    parser.set_defaults(profile="quick")
+    parser.set_defaults(profile=None)
     args = parser.parse_args(argv)
+    args.explicit_profile = args.profile is not None
+    args.profile = args.profile or "quick"
     defaults = PROFILES[args.profile]
     for key, value in defaults.items():
         if getattr(args, key, None) is None:
@@ -115,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     signal.signal(signal.SIGTERM, _interrupt)
     started = time.time()
-    say(f"bench ({args.profile}): suites {', '.join(args.suite)}")
+    profile = args.profile if args.explicit_profile else f"{args.profile} sizes unless given"
+    say(f"bench ({profile}): suites {', '.join(args.suite)}")
     try:
         tables = asyncio.run(run(args))
     except KeyboardInterrupt:

@@ -41,9 +41,9 @@ async def measure(n: int, time_budget: float, max_cached: int | None = None) -> 
 
         async def one(i: int) -> None:
             nonlocal failures
-            if time.perf_counter() > deadline:
-                return
             async with gate:
+                if time.perf_counter() > deadline:
+                    return  # out of time: measure what was reached
                 try:
                     wid = await driver.start(tag, i)
                     await driver.approve(wid, Outcome())
@@ -51,10 +51,10 @@ async def measure(n: int, time_budget: float, max_cached: int | None = None) -> 
                     failures += 1
 
         await asyncio.gather(*(one(i) for i in range(n)))
-        waiting = 0
-        while time.perf_counter() < deadline:
-            waiting = (await client.count_workflows("RequestState = 'awaiting_ack'")).count
-            if waiting >= n - failures:
+        query = "RequestState = 'awaiting_ack'"
+        while True:
+            waiting = (await client.count_workflows(query)).count
+            if waiting >= n - failures or time.perf_counter() > deadline:
                 break
             await asyncio.sleep(1)
         elapsed = time.perf_counter() - t0

@@ -42,6 +42,7 @@ VARIANTS = (
     "docket-local-audit",
     "docket-passthrough-all",
     "docket-fast",
+    "docket-local-audit-unsandboxed",
 )
 
 
