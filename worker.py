@@ -20,19 +20,17 @@ import signal
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import structlog
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.envconfig import ClientConfig
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.audit import AuditActivities
 from activities.platform import PlatformActivities, PlatformEndpoint
 from audit.writer import AuditWriter
+from docket.client import Unavailable, connect
 from docket.reference import ReferenceData, default_reference
 from docket.temporal_names import SEARCH_ATTRIBUTES, TASK_QUEUE, cli_type
 from workflows import AuthorityRequest
@@ -68,16 +66,6 @@ def configure_logging(fmt: str | None = None) -> None:
     )
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per HTTP call is noise
-
-
-async def connect(identity: str | None = None) -> Client:
-    """A client from envconfig (profile file + TEMPORAL_* variables) with Docket's converter."""
-    options: dict[str, Any] = dict(ClientConfig.load_client_connect_config())
-    options.setdefault("target_host", "localhost:7233")
-    options["data_converter"] = pydantic_data_converter
-    if identity:
-        options["identity"] = identity
-    return await Client.connect(**options)
 
 
 async def check_search_attributes(client: Client) -> None:
@@ -168,12 +156,8 @@ async def run_worker() -> int:
     except WorkerSetupError as exc:
         print(f"docket worker: {exc}", file=sys.stderr)
         return 2
-    except RuntimeError as exc:  # connection refused and friends
-        print(
-            f"docket worker: cannot reach Temporal ({exc}). Start it (./run demo starts a dev "
-            "server) or set TEMPORAL_ADDRESS / TEMPORAL_PROFILE.",
-            file=sys.stderr,
-        )
+    except Unavailable as exc:  # connection refused and friends
+        print(f"docket worker: {exc}", file=sys.stderr)
         return 2
     platforms = PlatformActivities(platform_endpoints(reference))
     writer = AuditWriter(audit_dir)

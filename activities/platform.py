@@ -422,15 +422,7 @@ def _check_recordable(what: str, status: PlatformStatus) -> None:
         for effect in status.items:
             if effect.effect in (None, "needs_more_info"):
                 continue
-            ItemEffect(
-                item_id=effect.item_id,
-                effect=effect.effect,
-                restricted_in=tuple(effect.restricted_in),
-                reason=effect.reason,
-                effect_at=effect.effect_at,
-                platform_ref=effect.platform_ref,
-                uploader_notified=effect.uploader_notified,
-            )
+            ItemEffect.from_platform(effect)
         if status.info_request:
             _QUESTION.validate_python(status.info_request)
     except ValidationError as exc:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -24,6 +24,9 @@ from pydantic import (
 )
 
 from docket.lifecycle import Role
+
+if TYPE_CHECKING:
+    from docket.platform_protocol import PlatformItemEffect
 
 # A single line of human text: control characters (CR/LF included) are refused, so one audit
 # entry always stays one line and a log viewer never shows forged lines.
@@ -236,6 +239,20 @@ class ItemEffect(Model):
     effect_at: AwareDatetime | None = None
     platform_ref: Line | None = None
     uploader_notified: bool | None = None
+
+    @classmethod
+    def from_platform(cls, reported: PlatformItemEffect) -> ItemEffect:
+        """The command form of what a platform's API reported (raises ValidationError when
+        the report cannot be recorded, e.g. a decline without reasons)."""
+        return cls(
+            item_id=reported.item_id,
+            effect=reported.effect,  # None (pending) is refused by validation
+            restricted_in=tuple(reported.restricted_in),
+            reason=reported.reason,
+            effect_at=reported.effect_at,
+            platform_ref=reported.platform_ref,
+            uploader_notified=reported.uploader_notified,
+        )
 
     @model_validator(mode="after")
     def _consistent(self) -> ItemEffect:

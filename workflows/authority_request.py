@@ -486,15 +486,7 @@ class AuthorityRequest:
                 )
             )
         effects = [
-            ItemEffect(
-                item_id=e.item_id,
-                effect=e.effect,
-                restricted_in=tuple(e.restricted_in),
-                reason=e.reason,
-                effect_at=e.effect_at,
-                platform_ref=e.platform_ref,
-                uploader_notified=e.uploader_notified,
-            )
+            ItemEffect.from_platform(e)
             for e in status.items
             if e.effect not in (None, "needs_more_info")
             and e.item_id in facts.items
