@@ -30,8 +30,10 @@ class AuditActivities:
         write = asyncio.ensure_future(asyncio.to_thread(self.writer.append, entries, attempt))
         # Heartbeat while a slow disk keeps us: a worker that dies mid-write is then noticed
         # within the heartbeat timeout (seconds) instead of the start-to-close timeout.
+        heartbeats = not activity.info().is_local  # a local activity has no heartbeat
         while not (await asyncio.wait({write}, timeout=HEARTBEAT_EVERY))[0]:
-            activity.heartbeat()
+            if heartbeats:
+                activity.heartbeat()
         try:
             write.result()
         except AuditWriteError as exc:

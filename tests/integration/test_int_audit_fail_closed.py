@@ -1,0 +1,85 @@
+"""Fail closed under Temporal: while the audit log cannot be written (ENOSPC injected into
+the real writer), a command does not advance the request and returns no receipt; once the
+disk recovers, the same command completes and the log verifies."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import secrets
+from pathlib import Path
+
+from docket_harness import Stack, actor, make_order, wait_for
+from temporalio.client import Client
+
+import worker as docket_worker
+from activities.platform import PlatformActivities
+from audit.entry import AuditAnchor
+from audit.verify import verify_paths
+from audit.writer import AuditWriter
+from docket import client as docket
+from docket import temporal_names as names
+from docket.client import build_input
+from docket.models import Approve
+
+QUEUE = "audit-fail-closed-test"
+
+
+class FullDisk:
+    """os.write that fails with ENOSPC while `full` is set (a fault a real disk will not
+    produce on demand)."""
+
+    def __init__(self) -> None:
+        self.full = False
+        self.refused = 0
+
+    def __call__(self, fd: int, data: bytes) -> int:
+        if self.full:
+            self.refused += 1
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return os.write(fd, data)
+
+
+async def test_no_transition_without_its_audit_entry(dev_stack: Stack, tmp_path: Path) -> None:
+    client: Client = dev_stack.client
+    order = make_order(
+        dev_stack.sim, f"FAIL-CLOSED-{secrets.token_hex(4)}", ["remove--a"],
+        reference=dev_stack.reference,
+    )  # fmt: skip
+    request = build_input(order, actor(order.officer), dev_stack.reference)
+    rid = request.request_id
+    disk = FullDisk()
+    worker = docket_worker.build_worker(
+        client,
+        platforms=PlatformActivities({}),  # never reached: the request stays before delivery
+        writer=AuditWriter(tmp_path, write=disk),
+        task_queue=QUEUE,
+    )
+    async with worker:
+        await client.start_workflow(names.WORKFLOW_NAME, request, id=rid, task_queue=QUEUE)
+        before = await wait_for(client, rid, state="pending_approval")
+
+        disk.full = True
+        approve = Approve(actor=actor("tran.thi.binh"), reason="Checked while the disk is full")
+        sent = asyncio.create_task(docket.send_command(client, rid, approve))
+        while disk.refused < 2:  # the write was attempted and retried, and failed each time
+            await asyncio.sleep(0.2)
+        held = await docket.status(client, rid)
+        assert not sent.done()  # no receipt without a durable entry
+        assert held["state"] == "pending_approval"
+        assert held["audit"] == before["audit"]
+
+        disk.full = False
+        receipt = await asyncio.wait_for(sent, timeout=60)
+        assert receipt.state == "delivering"
+        assert receipt.sequence == before["audit"]["count"] + 1
+        # this worker knows no platform, so delivery fails next (and is recorded)
+        final = await wait_for(client, rid, state="delivery_failed")
+        timeline = await docket.timeline(client, rid)
+        await client.get_workflow_handle(rid).terminate("test done")
+    assert [e["event"]["action"] for e in timeline] == ["submit", "approve", "delivery_failed"]
+    assert timeline[1]["hash"] == receipt.hash
+    anchor = AuditAnchor(rid, final["audit"]["count"], final["audit"]["head_hash"])
+    result = verify_paths([tmp_path], anchors=[anchor])
+    assert result.ok, [f.render() for f in result.findings]
