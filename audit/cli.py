@@ -156,7 +156,7 @@ def _run_report(args: argparse.Namespace) -> int:
     if end <= start:
         return _fail(f"--to ({args.date_to}) must not be before --from ({args.date_from})")
     try:
-        report = build_report(_paths(args), start, end)
+        report = build_report(_paths(args), start, end, jobs=args.jobs)
     except FileNotFoundError as exc:
         return _fail(str(exc))
     sys.stdout.write(render(report, args.format))
@@ -180,6 +180,7 @@ def _register_report(sub: Any) -> None:
         help="YYYY-MM-DD (that whole day included) or ISO datetime (exclusive)",
     )
     p.add_argument("--format", choices=("md", "csv", "json"), default="md")
+    p.add_argument("--jobs", type=int, default=None, help="parsing processes (default: auto)")
     _add_paths(p)
     p.set_defaults(run=_run_report)
 

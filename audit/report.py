@@ -13,14 +13,16 @@ import io
 import math
 import os
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import orjson
 
-from audit.reader import iter_entries
+from audit.reader import find_segments
+from audit.verify import _CHUNK_BYTES, _PARALLEL_MIN_BYTES, _Chunk, _chunks
 
 __all__ = [
     "GOOGLE_BUCKETS",
@@ -123,12 +125,6 @@ class _Item:
     disagreed: bool = False
 
 
-@dataclass(slots=True)
-class _Req:
-    entries: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
-    seen: set[int] = field(default_factory=set)
-
-
 def _label_basis(b: Any) -> str:
     if isinstance(b, Mapping):
         inst = str(b.get("instrument") or "unknown")
@@ -137,30 +133,112 @@ def _label_basis(b: Any) -> str:
     return str(b)
 
 
-def build_report(
-    paths: Iterable[str | os.PathLike[str]], start: datetime, end: datetime
-) -> dict[str, Any]:
-    """The report for requests whose first entry's @timestamp is in [start, end)."""
-    # Millions of small containers stay alive until the fold; nothing is cyclic, and the
-    # cyclic collector would rescan them all again and again.
+# -- scanning (in worker processes when the log is large) -------------------------------------
+
+# What the fold reads, per container (everything else is dropped in the worker: memory, pickling).
+_REQUEST_KEYS = (
+    "authority",
+    "authority_name",
+    "legal_bases",
+    "platform",
+    "categories",
+    "territorial_scope",
+)
+_ITEM_KEYS = ("item_id", "platform", "category", "effect", "effect_at", "basis")
+_EVIDENCE_KEYS = ("item_id", "observation")
+_APPEAL_KEYS = ("appeal_id", "appellant_type", "filed_at", "outcome", "decided_at")
+_DATA_KEYS = (
+    "sent_at",
+    "received_at",
+    "due_at",
+    "acknowledged_at",
+    "disagreements",
+    "outcome",
+    "item_outcomes",
+)
+_DISAGREEMENT_KEYS = ("item_id", "claim", "observation")
+
+# One kept entry: (@timestamp, event.action, docket.to_state, organization.name, slim docket or
+# None when the fold does not read it).
+_Rec = tuple[Any, Any, Any, Any, dict[str, Any] | None]
+# Per chain: {sequence: record} (first copy wins) and the greatest string @timestamp among them.
+_ChainPart = tuple[dict[int, _Rec], str]
+
+
+@dataclass(slots=True)
+class _ChunkFold:
+    """One chunk's entries, grouped by chain, deduplicated within the chunk, slimmed."""
+
+    file_idx: int
+    parsed: bool  # at least one line was a JSON object (the file counts in source.files)
+    duplicates: int
+    chains: dict[str, _ChainPart]
+
+
+def _pick(obj: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    return {k: obj[k] for k in keys if k in obj}
+
+
+def _pick_list(value: Any, keys: tuple[str, ...]) -> Any:
+    """A list's dict elements reduced to keys (the fold skips non-dicts); anything else as is."""
+    if type(value) is not list:
+        return value
+    return [{k: v[k] for k in keys if k in v} for v in value if type(v) is dict]
+
+
+def _slim_docket(d: dict[str, Any], action: Any) -> dict[str, Any]:
+    """Exactly what the fold reads of an entry's docket (same values, same presence)."""
+    out: dict[str, Any] = {}
+    req = d.get("request")
+    if type(req) is dict:
+        small = _pick(req, _REQUEST_KEYS)
+        out["request"] = small if small or not req else req  # keep its truthiness
+    if "items" in d:
+        out["items"] = _pick_list(d["items"], _ITEM_KEYS)
+    if action in ("verified", "recheck") and "evidence" in d:
+        out["evidence"] = _pick_list(d["evidence"], _EVIDENCE_KEYS)
+    if action in ("file_appeal", "decide_appeal") and type(d.get("appeal")) is dict:
+        out["appeal"] = _pick(d["appeal"], _APPEAL_KEYS)
+    data = d.get("data")
+    if type(data) is dict:
+        small = _pick(data, _DATA_KEYS)
+        if "disagreements" in small:
+            small["disagreements"] = _pick_list(small["disagreements"], _DISAGREEMENT_KEYS)
+        out["data"] = small
+    return out
+
+
+def _scan(chunk: _Chunk) -> _ChunkFold:
     enabled = gc.isenabled()
-    gc.disable()
+    gc.disable()  # nothing cyclic is created; the collector only costs time here
     try:
-        return _build_report(paths, start, end)
+        return _scan_chunk(chunk)
     finally:
         if enabled:
             gc.enable()
 
 
-def _build_report(
-    paths: Iterable[str | os.PathLike[str]], start: datetime, end: datetime
-) -> dict[str, Any]:
-    chains: dict[str, _Req] = defaultdict(_Req)
-    files: set[str] = set()
-    n_entries = dup = 0
-    horizon: str = ""
-    for path, _line, e in iter_entries(paths):
-        files.add(path)
+def _scan_chunk(chunk: _Chunk) -> _ChunkFold:
+    with open(chunk.path, "rb") as f:
+        f.seek(chunk.start)
+        data = f.read(chunk.end - chunk.start)
+    lines = data.split(b"\n")
+    lines.pop()  # b"" after the last newline, or a torn tail: never acknowledged
+    loads = orjson.loads
+    decode_error = orjson.JSONDecodeError
+    folded = _FOLDED
+    slim = _slim_docket
+    chains: dict[str, _ChainPart] = {}
+    parsed = False
+    dup = 0
+    for raw in lines:
+        try:
+            e = loads(raw)
+        except decode_error:
+            continue
+        if type(e) is not dict:
+            continue
+        parsed = True
         ev = e.get("event")
         d = e.get("docket")
         if type(ev) is not dict:
@@ -171,32 +249,97 @@ def _build_report(
             cid = ev["id"].rpartition(":")[0]
         if type(seq) is not int or not isinstance(cid, str):
             continue
-        r = chains[cid]
-        if seq in r.seen:
+        part = chains.get(cid)
+        if part is None:
+            part = chains[cid] = ({}, "")
+        recs = part[0]
+        if seq in recs:
             dup += 1
             continue
-        r.seen.add(seq)
-        n_entries += 1
         ts = e.get("@timestamp")
-        if isinstance(ts, str) and ts > horizon:
-            horizon = ts
+        if isinstance(ts, str) and ts > part[1]:
+            chains[cid] = part = (recs, ts)
         action = ev.get("action")
         dd = d if type(d) is dict else {}
         to = dd.get("to_state")
         org = e.get("organization")
-        r.entries.append(
-            (
-                seq,
-                {
-                    "ts": ts,
-                    "action": action,
-                    "to": to,
-                    # Only the parts the fold reads are kept (memory on large logs).
-                    "docket": dd if action in _FOLDED or to == "closed" or seq == 1 else {},
-                    "org": org.get("name") if type(org) is dict else None,
-                },
-            )
+        recs[seq] = (
+            ts,
+            action,
+            to,
+            org.get("name") if type(org) is dict else None,
+            slim(dd, action) if action in folded or to == "closed" or seq == 1 else None,
         )
+    return _ChunkFold(chunk.file_idx, parsed, dup, chains)
+
+
+def _scans(
+    paths: Iterable[str | os.PathLike[str]], jobs: int | None, chunk_bytes: int
+) -> Iterator[_ChunkFold]:
+    """Every chunk's fold, in file and offset order (as soon as each is ready)."""
+    chunks = _chunks(find_segments(paths), chunk_bytes)
+    total = sum(c.end - c.start for c in chunks)
+    if jobs is None:
+        jobs = (os.cpu_count() or 1) if total >= _PARALLEL_MIN_BYTES else 1
+    if jobs > 1 and len(chunks) > 1:
+        with ProcessPoolExecutor(max_workers=min(jobs, len(chunks))) as pool:
+            yield from pool.map(_scan, chunks)
+    else:
+        yield from map(_scan, chunks)
+
+
+def build_report(
+    paths: Iterable[str | os.PathLike[str]],
+    start: datetime,
+    end: datetime,
+    *,
+    jobs: int | None = None,
+    chunk_bytes: int = _CHUNK_BYTES,
+) -> dict[str, Any]:
+    """The report for requests whose first entry's @timestamp is in [start, end).
+
+    ``jobs``: worker processes that parse the log (default: all CPUs when the log is large,
+    else 1); ``chunk_bytes``: how much of a segment one worker task reads. Neither changes the
+    result.
+    """
+    # Millions of small containers stay alive until the fold; nothing is cyclic, and the
+    # cyclic collector would rescan them all again and again.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _build_report(_scans(paths, jobs, chunk_bytes), start, end)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _build_report(scans: Iterable[_ChunkFold], start: datetime, end: datetime) -> dict[str, Any]:
+    # Merge the chunks in file and line order: the first copy of an entry wins, as if the
+    # segments were read one line after the other.
+    chains: dict[str, dict[int, _Rec]] = {}
+    files: set[int] = set()
+    dup = 0
+    horizon: str = ""
+    for s in scans:
+        if s.parsed:
+            files.add(s.file_idx)
+        dup += s.duplicates
+        for cid, (part, part_horizon) in s.chains.items():
+            recs = chains.get(cid)
+            if recs is None:
+                chains[cid] = part
+                if part_horizon > horizon:
+                    horizon = part_horizon
+                continue
+            for seq, rec in part.items():
+                if seq in recs:
+                    dup += 1
+                    continue
+                recs[seq] = rec
+                ts = rec[0]
+                if isinstance(ts, str) and ts > horizon:
+                    horizon = ts
+    n_entries = sum(map(len, chains.values()))
     horizon_ts = parse_ts(horizon)
 
     req_by: dict[str, Counter[str]] = defaultdict(Counter)
@@ -214,10 +357,11 @@ def _build_report(
     appeals_by_both: Counter[str] = Counter()
     n_requests = n_items = 0
 
-    for _cid, r in chains.items():
-        r.entries.sort(key=lambda x: x[0])
-        first = r.entries[0][1]
-        first_ts = parse_ts(first["ts"])
+    no_docket: dict[str, Any] = {}
+    for recs in chains.values():
+        seqs = sorted(recs)
+        first = recs[seqs[0]]
+        first_ts = parse_ts(first[0])
         if first_ts is None or not (start <= first_ts < end):
             continue
         n_requests += 1
@@ -229,16 +373,16 @@ def _build_report(
         final_items: Mapping[str, Any] = {}
         seen_dis: set[tuple[str, str, str]] = set()
         appeals: dict[str, dict[str, Any]] = {}
-        for _seq, x in r.entries:
-            d = x["docket"]
-            action = x["action"]
-            ts = parse_ts(x["ts"])
+        for seq in seqs:
+            raw_ts, action, to, org, slim = recs[seq]
+            d: Any = no_docket if slim is None else slim
+            ts = parse_ts(raw_ts)
             data = d.get("data") if isinstance(d.get("data"), dict) else {}
             if action == "submit" or (not request and isinstance(d.get("request"), dict)):
                 if isinstance(d.get("request"), dict):
                     request = d["request"]
-                    if not request.get("authority_name") and x["org"]:
-                        request = {**request, "_org": x["org"]}
+                    if not request.get("authority_name") and org:
+                        request = {**request, "_org": org}
                 for it in d.get("items") or []:
                     if isinstance(it, dict) and isinstance(it.get("item_id"), str):
                         items.setdefault(
@@ -300,7 +444,7 @@ def _build_report(
                     outcome=a.get("outcome") or "unknown",
                     decided_at=parse_ts(a.get("decided_at")) or ts,
                 )
-            if x["to"] == "closed":
+            if to == "closed":
                 closed = True
                 if isinstance(data.get("outcome"), str):
                     outcome = data["outcome"]
@@ -308,9 +452,7 @@ def _build_report(
                     final_items = data["item_outcomes"]
 
         # -- dimensions
-        authority = str(
-            request.get("authority") or request.get("_org") or first["org"] or "unknown"
-        )
+        authority = str(request.get("authority") or request.get("_org") or first[3] or "unknown")
         bases = [_label_basis(b) for b in request.get("legal_bases") or []] or ["unknown"]
         platform = str(request.get("platform") or "unknown")
         cats = [str(c) for c in request.get("categories") or []] or ["unknown"]
