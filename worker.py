@@ -8,7 +8,8 @@ worker runs against the local dev server, a self-hosted cluster or Temporal Clou
 signing secrets are read from the environment variables that the reference data names
 (`credential_env`); they stay in this process and never enter workflow history.
 Other settings: DOCKET_AUDIT_DIR (default ./var/audit), DOCKET_REFERENCE_DIR,
-DOCKET_PLATFORM_URL_<PLATFORM> (override a platform's base URL), DOCKET_LOG_FORMAT=json|console.
+DOCKET_PLATFORM_URL_<PLATFORM> (override a platform's base URL), DOCKET_LOG_FORMAT=json|console,
+DOCKET_MAX_CACHED_WORKFLOWS (default 1000), DOCKET_WORKFLOW_SANDBOX=on|off (default on).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 import structlog
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.audit import AuditActivities
@@ -130,18 +131,30 @@ def build_worker(
     writer: AuditWriter,
     task_queue: str = TASK_QUEUE,
     max_concurrent_activities: int = 200,
+    max_cached_workflows: int = 1000,
+    sandboxed: bool = True,
 ) -> Worker:
-    """The worker with Docket's workflows and activities (tests and the demo use this too)."""
+    """The worker with Docket's workflows and activities (tests and the demo use this too).
+
+    `max_cached_workflows` bounds memory (about 0.5 MiB per cached run; requests beyond it are
+    replayed from history when they wake). `sandboxed=False` saves ~25% worker CPU
+    (docs/performance.md); determinism is then guarded by the replay tests alone."""
     audit = AuditActivities(writer)
+    runner = (
+        SandboxedWorkflowRunner(
+            restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
+        )
+        if sandboxed
+        else UnsandboxedWorkflowRunner()
+    )
     return Worker(
         client,
         task_queue=task_queue,
         workflows=[AuthorityRequest],
         activities=[audit.write_entries, *platforms.activities()],
         max_concurrent_activities=max_concurrent_activities,
-        workflow_runner=SandboxedWorkflowRunner(
-            restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
-        ),
+        max_cached_workflows=max_cached_workflows,
+        workflow_runner=runner,
     )
 
 
@@ -161,7 +174,13 @@ async def run_worker() -> int:
         return 2
     platforms = PlatformActivities(platform_endpoints(reference))
     writer = AuditWriter(audit_dir)
-    worker = build_worker(client, platforms=platforms, writer=writer)
+    worker = build_worker(
+        client,
+        platforms=platforms,
+        writer=writer,
+        max_cached_workflows=int(os.environ.get("DOCKET_MAX_CACHED_WORKFLOWS", "1000")),
+        sandboxed=os.environ.get("DOCKET_WORKFLOW_SANDBOX", "on") != "off",
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -12,11 +12,12 @@ with a message that says what is wrong and what is allowed, and an `exit_code` f
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio.client import (
     Client,
@@ -43,6 +44,8 @@ from docket.lifecycle import Role
 from docket.models import Actor, Command, Order, Receipt
 from docket.reference import ReferenceData
 from docket.validation import fingerprint, workflow_id_for
+
+T = TypeVar("T")
 
 
 class DocketError(Exception):
@@ -167,45 +170,44 @@ async def submit(
             f"**Categories:** {', '.join(order.categories)}",
         ]
     )
-    try:
-        await client.start_workflow(
-            names.WORKFLOW_NAME,
-            request,
-            id=request_id,
-            task_queue=names.TASK_QUEUE,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            memo={
-                "fingerprint": request.fingerprint,
-                "submitted_by": submitted_by.id,
-                "submission_id": submission_id,
-            },
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(names.REQUEST_STATE, "submitting"),
-                    SearchAttributePair(names.PLATFORM, order.platform),
-                    SearchAttributePair(names.AUTHORITY, order.authority),
-                    SearchAttributePair(names.LEGAL_BASIS, order.legal_bases[0].basis),
-                    SearchAttributePair(names.CATEGORIES, list(order.categories)),
-                    SearchAttributePair(names.SLA_BREACHED, False),
-                ]
-            ),
-            static_summary=summary,
-            static_details=details,
-            result_type=RequestResult,
-        )
-    except WorkflowAlreadyStartedError:  # a closed run with this id exists
-        pass
-    except RPCError as exc:
-        raise _rpc_error(exc, request_id) from None
+
+    async def start() -> None:
+        with contextlib.suppress(WorkflowAlreadyStartedError):  # a closed run with this id
+            await client.start_workflow(
+                names.WORKFLOW_NAME,
+                request,
+                id=request_id,
+                task_queue=names.TASK_QUEUE,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                memo={
+                    "fingerprint": request.fingerprint,
+                    "submitted_by": submitted_by.id,
+                    "submission_id": submission_id,
+                },
+                search_attributes=TypedSearchAttributes(
+                    [
+                        SearchAttributePair(names.REQUEST_STATE, "submitting"),
+                        SearchAttributePair(names.PLATFORM, order.platform),
+                        SearchAttributePair(names.AUTHORITY, order.authority),
+                        SearchAttributePair(names.LEGAL_BASIS, order.legal_bases[0].basis),
+                        SearchAttributePair(names.CATEGORIES, list(order.categories)),
+                        SearchAttributePair(names.SLA_BREACHED, False),
+                    ]
+                ),
+                static_summary=summary,
+                static_details=details,
+                result_type=RequestResult,
+            )
+
+    # Retrying is safe: a start whose answer was lost is found again (USE_EXISTING) and
+    # recognised as ours by its submission id.
+    await _retrying(start, request_id)
     return await _attach(client, request_id, request.fingerprint, submission_id)
 
 
 async def _attach(client: Client, request_id: str, wanted: str, submission_id: str) -> Submitted:
-    try:
-        description = await client.get_workflow_handle(request_id).describe()
-    except RPCError as exc:
-        raise _rpc_error(exc, request_id) from None
+    description = await _retrying(client.get_workflow_handle(request_id).describe, request_id)
     memo = await description.memo()
     existing = memo.get("fingerprint")
     if existing != wanted:
@@ -282,10 +284,22 @@ def _rpc_error(exc: RPCError, request_id: str) -> DocketError:
 
 
 async def query(client: Client, request_id: str, name: str) -> Any:
-    try:
-        return await client.get_workflow_handle(request_id).query(name)
-    except RPCError as exc:
-        raise _rpc_error(exc, request_id) from None
+    handle = client.get_workflow_handle(request_id)
+    return await _retrying(lambda: handle.query(name), request_id)
+
+
+async def _retrying(call: Callable[[], Awaitable[T]], request_id: str, *, attempts: int = 5) -> T:
+    """`call()`, retried with backoff while Temporal is unavailable or overloaded (only for
+    calls that are safe to repeat); other errors become DocketErrors at once."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return await call()
+        except RPCError as exc:
+            error = _rpc_error(exc, request_id)
+            if not isinstance(error, Unavailable) or attempt == attempts:
+                raise error from None
+        await asyncio.sleep(min(0.2 * 2**attempt, 5.0))
+    raise AssertionError("unreachable")
 
 
 async def status(client: Client, request_id: str) -> dict[str, Any]:
