@@ -175,35 +175,36 @@ class _ChunkFold:
     chains: dict[str, _ChainPart]
 
 
-def _pick(obj: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
-    return {k: obj[k] for k in keys if k in obj}
+def _pick(obj: dict[str, Any], keys: tuple[str, ...], memo: dict[str, str]) -> dict[str, Any]:
+    """obj reduced to keys; equal strings become one object (pickled once per chunk)."""
+    return {k: memo.setdefault(v, v) if type(v := obj[k]) is str else v for k in keys if k in obj}
 
 
-def _pick_list(value: Any, keys: tuple[str, ...]) -> Any:
+def _pick_list(value: Any, keys: tuple[str, ...], memo: dict[str, str]) -> Any:
     """A list's dict elements reduced to keys (the fold skips non-dicts); anything else as is."""
     if type(value) is not list:
         return value
-    return [{k: v[k] for k in keys if k in v} for v in value if type(v) is dict]
+    return [_pick(v, keys, memo) for v in value if type(v) is dict]
 
 
-def _slim_docket(d: dict[str, Any], action: Any) -> dict[str, Any]:
+def _slim_docket(d: dict[str, Any], action: Any, memo: dict[str, str]) -> dict[str, Any]:
     """Exactly what the fold reads of an entry's docket (same values, same presence)."""
     out: dict[str, Any] = {}
     req = d.get("request")
     if type(req) is dict:
-        small = _pick(req, _REQUEST_KEYS)
+        small = _pick(req, _REQUEST_KEYS, memo)
         out["request"] = small if small or not req else req  # keep its truthiness
     if "items" in d:
-        out["items"] = _pick_list(d["items"], _ITEM_KEYS)
+        out["items"] = _pick_list(d["items"], _ITEM_KEYS, memo)
     if action in ("verified", "recheck") and "evidence" in d:
-        out["evidence"] = _pick_list(d["evidence"], _EVIDENCE_KEYS)
+        out["evidence"] = _pick_list(d["evidence"], _EVIDENCE_KEYS, memo)
     if action in ("file_appeal", "decide_appeal") and type(d.get("appeal")) is dict:
-        out["appeal"] = _pick(d["appeal"], _APPEAL_KEYS)
+        out["appeal"] = _pick(d["appeal"], _APPEAL_KEYS, memo)
     data = d.get("data")
     if type(data) is dict:
-        small = _pick(data, _DATA_KEYS)
+        small = _pick(data, _DATA_KEYS, memo)
         if "disagreements" in small:
-            small["disagreements"] = _pick_list(small["disagreements"], _DISAGREEMENT_KEYS)
+            small["disagreements"] = _pick_list(small["disagreements"], _DISAGREEMENT_KEYS, memo)
         out["data"] = small
     return out
 
@@ -229,6 +230,8 @@ def _scan_chunk(chunk: _Chunk) -> _ChunkFold:
     folded = _FOLDED
     slim = _slim_docket
     chains: dict[str, _ChainPart] = {}
+    memo: dict[str, str] = {}
+    intern = memo.setdefault
     parsed = False
     dup = 0
     for raw in lines:
@@ -260,15 +263,22 @@ def _scan_chunk(chunk: _Chunk) -> _ChunkFold:
         if isinstance(ts, str) and ts > part[1]:
             chains[cid] = part = (recs, ts)
         action = ev.get("action")
+        if type(action) is str:
+            action = intern(action, action)
         dd = d if type(d) is dict else {}
         to = dd.get("to_state")
+        if type(to) is str:
+            to = intern(to, to)
         org = e.get("organization")
+        org = org.get("name") if type(org) is dict else None
+        if type(org) is str:
+            org = intern(org, org)
         recs[seq] = (
             ts,
             action,
             to,
-            org.get("name") if type(org) is dict else None,
-            slim(dd, action) if action in folded or to == "closed" or seq == 1 else None,
+            org,
+            slim(dd, action, memo) if action in folded or to == "closed" or seq == 1 else None,
         )
     return _ChunkFold(chunk.file_idx, parsed, dup, chains)
 
