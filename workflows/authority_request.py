@@ -74,13 +74,6 @@ NOTICE_RETRY = RetryPolicy(
     non_retryable_error_types=["PlatformRejected", "SignatureRejected"],
 )
 
-# Audit writes: a local activity since LOCAL_AUDIT_WRITE; retried for AUDIT_ATTEMPT_WINDOW per
-# round, then the failure is shown and the next round starts after a growing pause.
-LOCAL_AUDIT_WRITE = "audit-write-local-activity"
-AUDIT_ATTEMPT_WINDOW = timedelta(seconds=60)
-AUDIT_PAUSE = timedelta(seconds=5)
-AUDIT_PAUSE_CAP = timedelta(minutes=5)
-
 POLL_BACKOFF_DOUBLINGS = 6
 POLL_BACKOFF_CAP = timedelta(hours=1)
 
@@ -111,7 +104,6 @@ class AuthorityRequest:
         self._lock = asyncio.Lock()
         self._version = 0  # bumps on every committed transition
         self._quiet_polls = 0  # polls in a row that found nothing new
-        self._audit_failure: str | None = None  # shown in the UI while audit writes fail
         self._outbox: list[Notice] = []
         self._entered_at: datetime | None = None
         self._second_notice_at: datetime | None = None
@@ -225,42 +217,18 @@ class AuthorityRequest:
     async def _write_audit(self, entry: dict[str, Any]) -> None:
         """Write one entry durably; nothing follows until it is written.
 
-        A local activity (one marker event, no task-queue round trip). If writes keep failing
-        for a minute, the failure is put in the UI's current details and the worker log, and
-        the write is tried again after a growing pause: the request waits, it never skips."""
-        summary = f"audit #{entry['event']['sequence']} {entry['event']['action']}"
-        if not workflow.patched(LOCAL_AUDIT_WRITE):  # runs started before the local activity
-            await workflow.execute_activity_method(
-                AuditActivities.write_entries,
-                [entry],
-                start_to_close_timeout=timedelta(seconds=30),
-                heartbeat_timeout=timedelta(seconds=5),
-                retry_policy=AUDIT_RETRY,
-                summary=summary,
-            )
-            return
-        failures = 0
-        while True:
-            try:
-                await workflow.execute_local_activity_method(
-                    AuditActivities.write_entries,
-                    [entry],
-                    start_to_close_timeout=timedelta(seconds=30),
-                    schedule_to_close_timeout=AUDIT_ATTEMPT_WINDOW,
-                    retry_policy=AUDIT_RETRY,
-                    summary=summary,
-                )
-                break
-            except ActivityError as exc:
-                failures += 1
-                self._audit_failure = f"{_cause(exc)} ({failures} failed round(s) of retries)"
-                workflow.logger.error("audit write failing, transition held: %s", exc)
-                workflow.set_current_details(self._details())
-                pause = min(AUDIT_PAUSE * (1 << min(failures, 6)), AUDIT_PAUSE_CAP)
-                await workflow.sleep(pause, summary="audit write failing: retry")
-        if self._audit_failure is not None:
-            self._audit_failure = None
-            workflow.logger.warning("audit write recovered after %d failed round(s)", failures)
+        A regular activity on purpose: the entry is fixed in history when the activity is
+        scheduled, so every retry (even after a worker crash) writes the identical entry. A
+        local activity is cheaper but is re-planned after a crash with a new `workflow.now()`,
+        which would leave a conflicting copy in the log (docs/design-notes.md)."""
+        await workflow.execute_activity_method(
+            AuditActivities.write_entries,
+            [entry],
+            start_to_close_timeout=timedelta(seconds=30),
+            heartbeat_timeout=timedelta(seconds=5),
+            retry_policy=AUDIT_RETRY,
+            summary=f"audit #{entry['event']['sequence']} {entry['event']['action']}",
+        )
 
     def _after(self, planned: Planned) -> None:
         """Queue the side effects a committed transition asks for (after its entry)."""
@@ -687,17 +655,9 @@ class AuthorityRequest:
     def _details(self) -> str:
         case = self.case
         facts = case.facts
-        warning = (
-            [f"**AUDIT LOG WRITE FAILING — transition held:** {self._audit_failure}", ""]
-            if self._audit_failure
-            else []
-        )
-        if case.state is None:
-            return "\n".join([*warning, "**State:** submitting"])
         state = case.current
         due = utc_iso(facts.due_at) if facts.due_at else "none"
         lines = [
-            *warning,
             f"**State:** `{state.value}`"
             + (f" — outcome `{case.outcome.value}`" if case.outcome else ""),
             f"**SLA:** {self.request.policy.id}, due {due}"

@@ -21,10 +21,7 @@ from worker import PASSTHROUGH
 from workflows import AuthorityRequest
 
 HISTORIES = Path(__file__).resolve().parent.parent / "histories"
-CURRENT = ("appeal_reversed", "comply", "disputed", "unresponsive")
-# Recorded before the audit write became a local activity (workflow.patched
-# "audit-write-local-activity"): runs started then must still replay.
-EXPECTED = (*CURRENT, *(f"v1-{name}" for name in CURRENT))
+EXPECTED = ("appeal_reversed", "comply", "disputed", "unresponsive")
 
 
 def load(name: str) -> WorkflowHistory:
