@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 import worker as docket_worker
 from activities.platform import PlatformActivities, PlatformEndpoint
@@ -131,9 +130,7 @@ class Demo:
             with self.simulator() as sim:
                 self.sim = sim
                 say(f"docket demo: platform simulator on {sim.url}")
-                client = await Client.connect(
-                    server.address, data_converter=pydantic_data_converter, identity="docket-demo"
-                )
+                client = await server.connect(identity="docket-demo")
                 self.client = client
                 await docket_worker.check_search_attributes(client)
                 platforms = PlatformActivities(self.endpoints(sim))

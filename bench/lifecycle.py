@@ -19,7 +19,6 @@ from typing import Any
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowUpdateFailedError
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 
 from bench.bare import WORKFLOW_NAME as BARE_WORKFLOW
@@ -28,6 +27,7 @@ from bench.common import Table, fmt, median, percentile, ratio, say
 from bench.stack import PLATFORM, Server, Simulator, WorkerProcess
 from docket import client as docket
 from docket.case import RequestInput
+from docket.devserver import connect_when_ready
 from docket.models import Approve, Order
 from docket.platform_protocol import LegalBasis as WireLegalBasis
 from docket.platform_protocol import OrderItem, OrderPayload
@@ -290,9 +290,7 @@ async def history_counts(client: Client, wid: str) -> dict[str, int]:
 
 
 async def connect(server: Server) -> Client:
-    return await Client.connect(
-        server.address, data_converter=pydantic_data_converter, identity="bench-load"
-    )
+    return await connect_when_ready(server.address, identity="bench-load")
 
 
 def _client_cpu_ms() -> float:

@@ -6,6 +6,7 @@ project's virtualenv) and then on PATH; it never falls back to the SDK's downloa
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -15,6 +16,10 @@ import sys
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
 
 from docket.temporal_names import dev_server_args
 
@@ -41,6 +46,20 @@ def find_binary(name: str) -> str:
         f"{name} not found beside {sys.executable} or on PATH; install the "
         f"{package.get(name, name)} package (./run install does)"
     )
+
+
+async def connect_when_ready(address: str, timeout: float = 60.0, **options: Any) -> Client:
+    """`Client.connect`, retried until the server's frontend is healthy: a freshly started dev
+    server opens its port before it serves ("Frontend is not healthy yet")."""
+    options.setdefault("data_converter", pydantic_data_converter)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return await Client.connect(address, **options)
+        except RuntimeError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
@@ -134,6 +153,10 @@ class DevServer:
                 raise RuntimeError(f"the Temporal dev server did not listen within {timeout}s")
             time.sleep(0.1)
         return self
+
+    async def connect(self, timeout: float = 60.0, **options: Any) -> Client:
+        """A client for this server once its frontend is healthy (see `connect_when_ready`)."""
+        return await connect_when_ready(self.address, timeout, **options)
 
     def stop(self, timeout: float = 15.0) -> None:
         process, self.process = self.process, None

@@ -52,7 +52,6 @@ if str(ROOT) not in sys.path:  # run as a script: the project's packages live at
 import orjson  # noqa: E402
 from temporalio.api.enums.v1 import EventType  # noqa: E402
 from temporalio.client import Client  # noqa: E402
-from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
 from temporalio.service import RPCError  # noqa: E402
 
 from audit.entry import AuditAnchor  # noqa: E402
@@ -287,9 +286,7 @@ class Drill:
 
     async def _drive(self, sim: PlatformSimulator, audit_dir: Path) -> None:
         assert self.server is not None
-        self.client = await Client.connect(
-            self.server.address, data_converter=pydantic_data_converter, identity="docket-drill"
-        )
+        self.client = await self.server.connect(identity="docket-drill")
         orders = self._orders(sim)
         t_submit = time.monotonic()
         gate = asyncio.Semaphore(16)

@@ -16,11 +16,10 @@ if str(ROOT) not in sys.path:  # the project's packages, not tests/<name> namesp
 
 import pytest  # noqa: E402
 from temporalio.client import Client  # noqa: E402
-from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
 
 import worker as docket_worker  # noqa: E402
 from audit_temporal.reconcile_helpers import KilledRun, Stack, make_stack, run_killed_worker  # noqa: E402
-from docket.devserver import DevServer, free_port  # noqa: E402
+from docket.devserver import DevServer, connect_when_ready, free_port  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -37,9 +36,7 @@ def rc_stack() -> Iterator[Stack]:
 
 @pytest.fixture(scope="session")
 async def rc_client(rc_stack: Stack) -> AsyncIterator[Client]:
-    client = await Client.connect(
-        rc_stack.address, data_converter=pydantic_data_converter, identity="audit-temporal-tests"
-    )
+    client = await connect_when_ready(rc_stack.address, identity="audit-temporal-tests")
     await docket_worker.check_search_attributes(client)
     yield client
 

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 from docket.devserver import DevServer, free_port
 from platform_sim.scenarios import PlatformScenario
@@ -32,9 +31,7 @@ def rel_server() -> Iterator[DevServer]:
 
 @pytest.fixture(scope="package")
 async def rel_client(rel_server: DevServer) -> AsyncIterator[Client]:
-    client = await Client.connect(
-        rel_server.address, data_converter=pydantic_data_converter, identity="rel-tests"
-    )
+    client = await rel_server.connect(identity="rel-tests")
     yield client
 
 
