@@ -8,7 +8,6 @@ happened. Entries are deduplicated by event.id (run ``verify`` first: the report
 from __future__ import annotations
 
 import csv
-import gc
 import io
 import math
 import os
@@ -22,7 +21,14 @@ from typing import Any
 import orjson
 
 from audit.reader import find_segments
-from audit.verify import _CHUNK_BYTES, _PARALLEL_MIN_BYTES, _Chunk, _chunks
+from audit.verify import (
+    _CHUNK_BYTES,
+    _PARALLEL_MIN_BYTES,
+    _Chunk,
+    _chunks,
+    _gc_paused,
+    _read_lines,
+)
 
 __all__ = [
     "GOOGLE_BUCKETS",
@@ -210,20 +216,12 @@ def _slim_docket(d: dict[str, Any], action: Any, memo: dict[str, str]) -> dict[s
 
 
 def _scan(chunk: _Chunk) -> _ChunkFold:
-    enabled = gc.isenabled()
-    gc.disable()  # nothing cyclic is created; the collector only costs time here
-    try:
+    with _gc_paused():
         return _scan_chunk(chunk)
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _scan_chunk(chunk: _Chunk) -> _ChunkFold:
-    with open(chunk.path, "rb") as f:
-        f.seek(chunk.start)
-        data = f.read(chunk.end - chunk.start)
-    lines = data.split(b"\n")
+    lines = _read_lines(chunk)
     lines.pop()  # b"" after the last newline, or a torn tail: never acknowledged
     loads = orjson.loads
     decode_error = orjson.JSONDecodeError
@@ -314,13 +312,8 @@ def build_report(
     """
     # Millions of small containers stay alive until the fold; nothing is cyclic, and the
     # cyclic collector would rescan them all again and again.
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with _gc_paused():
         return _build_report(_scans(paths, jobs, chunk_bytes), start, end)
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _build_report(scans: Iterable[_ChunkFold], start: datetime, end: datetime) -> dict[str, Any]:

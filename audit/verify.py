@@ -35,8 +35,9 @@ import os
 import re
 from array import array
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -180,21 +181,34 @@ class _ChunkResult:
     problems: list[tuple[str, str | None, int | None, int, Any, Any, str]]
 
 
-def _scan(chunk: _Chunk) -> _ChunkResult:
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic collector: our scans and indexes create millions of small objects,
+    none cyclic, and the collector would only rescan them again and again."""
     enabled = gc.isenabled()
-    gc.disable()  # nothing cyclic is created; the collector only costs time here
+    gc.disable()
     try:
-        return _scan_chunk(chunk)
+        yield
     finally:
         if enabled:
             gc.enable()
 
 
-def _scan_chunk(chunk: _Chunk) -> _ChunkResult:
+def _read_lines(chunk: _Chunk) -> list[bytes]:
+    """The chunk's lines; the last element is what follows the last newline (b"" or a torn
+    tail)."""
     with open(chunk.path, "rb") as f:
         f.seek(chunk.start)
-        data = f.read(chunk.end - chunk.start)
-    lines = data.split(b"\n")
+        return f.read(chunk.end - chunk.start).split(b"\n")
+
+
+def _scan(chunk: _Chunk) -> _ChunkResult:
+    with _gc_paused():
+        return _scan_chunk(chunk)
+
+
+def _scan_chunk(chunk: _Chunk) -> _ChunkResult:
+    lines = _read_lines(chunk)
     tail = lines.pop()
     chains: list[str] = []
     seqs = array("q")
@@ -423,13 +437,8 @@ def verify_paths(
             scans = list(pool.map(_scan, chunks))
     else:
         scans = [_scan(c) for c in chunks]
-    enabled = gc.isenabled()
-    gc.disable()  # the index holds ~2 tuples per entry, none cyclic
-    try:
+    with _gc_paused():  # the index holds ~2 tuples per entry, none cyclic
         _check(result, files, scans, anchors, anchors_are_prefixes)
-    finally:
-        if enabled:
-            gc.enable()
     return result
 
 
