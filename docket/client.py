@@ -236,26 +236,23 @@ async def send_command(
     handle: WorkflowHandle[Any, Any] = client.get_workflow_handle(request_id)
     update_id = update_id or f"{command.trigger}-{uuid.uuid4()}"
     payload = command.model_dump(mode="json")
-    for attempt in range(1, attempts + 1):
+
+    async def call() -> Receipt:
         try:
             receipt: Receipt = await handle.execute_update(
                 command.trigger, payload, id=update_id, result_type=Receipt
             )
-            return receipt
         except WorkflowUpdateFailedError as exc:
             raise _refusal(exc.cause) from None
-        except WorkflowUpdateRPCTimeoutOrCancelledError:
-            if attempt == attempts:
-                raise Unavailable(
-                    f"{command.trigger} on {request_id}: no answer after {attempts} tries "
-                    f"(update id {update_id}; sending it again is safe)"
-                ) from None
-        except RPCError as exc:
-            error = _rpc_error(exc, request_id)
-            if not isinstance(error, Unavailable) or attempt == attempts:
-                raise error from None
-        await asyncio.sleep(min(0.2 * 2**attempt, 5.0))
-    raise AssertionError("unreachable")
+        return receipt
+
+    try:
+        return await _retrying(call, request_id, attempts=attempts)
+    except Unavailable as exc:
+        raise Unavailable(
+            f"{command.trigger} on {request_id}: {exc} after {attempts} tries "
+            f"(update id {update_id}; sending it again is safe)"
+        ) from None
 
 
 def _refusal(cause: BaseException | None) -> DocketError:
@@ -289,15 +286,18 @@ async def query(client: Client, request_id: str, name: str) -> Any:
 
 
 async def _retrying(call: Callable[[], Awaitable[T]], request_id: str, *, attempts: int = 5) -> T:
-    """`call()`, retried with backoff while Temporal is unavailable or overloaded (only for
-    calls that are safe to repeat); other errors become DocketErrors at once."""
+    """`call()`, retried with backoff while Temporal is unavailable, overloaded or slow to
+    answer (only for calls that are safe to repeat: Updates keep their id); other errors
+    become DocketErrors at once."""
     for attempt in range(1, attempts + 1):
         try:
             return await call()
+        except WorkflowUpdateRPCTimeoutOrCancelledError:
+            error: DocketError = Unavailable("no answer in time")
         except RPCError as exc:
             error = _rpc_error(exc, request_id)
-            if not isinstance(error, Unavailable) or attempt == attempts:
-                raise error from None
+        if not isinstance(error, Unavailable) or attempt == attempts:
+            raise error
         await asyncio.sleep(min(0.2 * 2**attempt, 5.0))
     raise AssertionError("unreachable")
 
