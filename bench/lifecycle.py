@@ -26,11 +26,8 @@ from bench.bare import BareInput, BareResult
 from bench.common import Table, fmt, median, percentile, ratio, say
 from bench.stack import PLATFORM, Server, Simulator, WorkerProcess
 from docket import client as docket
-from docket.case import RequestInput
 from docket.devserver import connect_when_ready
 from docket.models import Approve, Order
-from docket.platform_protocol import LegalBasis as WireLegalBasis
-from docket.platform_protocol import OrderItem, OrderPayload
 from docket.reference import ReferenceData, SlaPolicy, default_reference, parse_duration
 from docket.temporal_names import TASK_QUEUE
 from docket.validation import validate_order
@@ -90,39 +87,6 @@ def make_order(sim: Simulator, ref: ReferenceData, tag: str, i: int) -> Order:
         ],
     }
     return validate_order(data, ref)
-
-
-def order_payload(request: RequestInput) -> OrderPayload:
-    """The body Docket's workflow delivers (same construction as AuthorityRequest)."""
-    order = request.order
-    bases = {b.id: b for b in request.legal_bases}
-    return OrderPayload(
-        request_id=request.request_id,
-        authority=request.authority.name,
-        reference=order.reference,
-        legal_bases=[
-            WireLegalBasis(
-                instrument=bases[c.basis].instrument, article=c.provision, url=bases[c.basis].url
-            )
-            for c in order.legal_bases
-        ],
-        statement_of_reasons=order.statement_of_reasons,
-        territorial_scope=list(order.territorial_scope),
-        redress=order.redress,
-        priority=order.priority,
-        sla_policy=request.policy.id,
-        language=order.language,
-        items=[
-            OrderItem(
-                item_id=i.item_id,
-                url=i.url,
-                content_type=i.content_type,
-                category=i.category,
-                reason=i.reason,
-            )
-            for i in order.items
-        ],
-    )
 
 
 @dataclass
@@ -194,7 +158,7 @@ class Driver:
             inp = BareInput(
                 request_id=wid,
                 platform=PLATFORM,
-                order=order_payload(request),
+                order=request.wire_order(),
                 items=[(it.item_id, it.url) for it in order.items],
                 vantages=list(request.vantages),
                 poll_interval=self.poll,

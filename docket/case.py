@@ -44,6 +44,8 @@ from docket.models import (
     RequestInfo,
     utc_iso,
 )
+from docket.platform_protocol import LegalBasis as WireLegalBasis
+from docket.platform_protocol import OrderItem, OrderPayload
 from docket.reference import Authority, Category, LegalBasis, Platform, SlaPolicy
 from docket.verification import UNREACHABLE, Evidence, Observation
 
@@ -68,6 +70,40 @@ class RequestInput(Model):
     legal_bases: tuple[LegalBasis, ...]
     categories: tuple[Category, ...]
     vantages: tuple[str, ...] = ("control",)
+
+    def wire_order(self) -> OrderPayload:
+        """The order as protocol v1 sends it to the platform (no secret, no internal ids)."""
+        order = self.order
+        bases = {b.id: b for b in self.legal_bases}
+        return OrderPayload(
+            request_id=self.request_id,
+            authority=self.authority.name,
+            reference=order.reference,
+            legal_bases=[
+                WireLegalBasis(
+                    instrument=bases[c.basis].instrument,
+                    article=c.provision,
+                    url=bases[c.basis].url,
+                )
+                for c in order.legal_bases
+            ],
+            statement_of_reasons=order.statement_of_reasons,
+            territorial_scope=list(order.territorial_scope),
+            redress=order.redress,
+            priority=order.priority,
+            sla_policy=self.policy.id,
+            language=order.language,
+            items=[
+                OrderItem(
+                    item_id=i.item_id,
+                    url=i.url,
+                    content_type=i.content_type,
+                    category=i.category,
+                    reason=i.reason,
+                )
+                for i in order.items
+            ],
+        )
 
 
 class RequestResult(Model):

@@ -46,12 +46,7 @@ with workflow.unsafe.imports_passed_through():
         utc_iso,
     )
     from docket.platform_protocol import (
-        LegalBasis as WireLegalBasis,
-    )
-    from docket.platform_protocol import (
         Notice,
-        OrderItem,
-        OrderPayload,
         PlatformStatus,
     )
     from docket.reference import format_loc
@@ -360,39 +355,6 @@ class AuthorityRequest:
 
     # --- side effects --------------------------------------------------------------------
 
-    def _order_payload(self) -> OrderPayload:
-        order = self.request.order
-        bases = {b.id: b for b in self.request.legal_bases}
-        return OrderPayload(
-            request_id=self.case.request_id,
-            authority=self.request.authority.name,
-            reference=order.reference,
-            legal_bases=[
-                WireLegalBasis(
-                    instrument=bases[c.basis].instrument,
-                    article=c.provision,
-                    url=bases[c.basis].url,
-                )
-                for c in order.legal_bases
-            ],
-            statement_of_reasons=order.statement_of_reasons,
-            territorial_scope=list(order.territorial_scope),
-            redress=order.redress,
-            priority=order.priority,
-            sla_policy=self.request.policy.id,
-            language=order.language,
-            items=[
-                OrderItem(
-                    item_id=i.item_id,
-                    url=i.url,
-                    content_type=i.content_type,
-                    category=i.category,
-                    reason=i.reason,
-                )
-                for i in order.items
-            ],
-        )
-
     async def _deliver(self) -> None:
         platform = self.request.platform
         sent_at = workflow.now()
@@ -412,7 +374,7 @@ class AuthorityRequest:
         try:
             ticket = await workflow.execute_activity_method(
                 PlatformActivities.deliver_order,
-                args=[platform.id, self._order_payload()],
+                args=[platform.id, self.request.wire_order()],
                 start_to_close_timeout=timedelta(seconds=30),
                 retry_policy=DELIVERY_RETRY,
                 summary=f"deliver order to {platform.id}",
