@@ -158,7 +158,8 @@ def test_replayed_notice_is_refused_unless_idempotent(
     ticket = submit(fb, sim, "req-replay", "r")
     notice = Notice(kind="second_notice", request_id="req-replay", message="please act")
     body = notice.model_dump_json().encode()
-    headers = {**signed_headers(SECRET, body, int(time.time())), "Content-Type": "application/json"}
+    signed_at = int(time.time())
+    headers = {**signed_headers(SECRET, body, signed_at), "Content-Type": "application/json"}
     url = f"{sim.base_url('facebook')}/v1/requests/{ticket}/notices"
     assert httpx.post(url, content=body, headers=headers).status_code == 202
     again = httpx.post(url, content=body, headers=headers)
@@ -166,7 +167,9 @@ def test_replayed_notice_is_refused_unless_idempotent(
     assert again.json() == {"error": "replayed signature"}
     # With an Idempotency-Key, an exact replay is the same notice: same receipt, no new effect.
     keyed = {**headers, "Idempotency-Key": "n-1"}
-    keyed |= signed_headers(SECRET, body, int(time.time()) - 1)
+    # A timestamp other than the first request's: a fresh signature, never a replay of it
+    # (`int(time.time()) - 1` collided with it whenever a second boundary passed in between).
+    keyed |= signed_headers(SECRET, body, signed_at - 1)
     first = httpx.post(url, content=body, headers=keyed)
     second = httpx.post(url, content=body, headers=keyed)
     assert first.status_code == 202
