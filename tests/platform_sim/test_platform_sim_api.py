@@ -104,10 +104,11 @@ def test_key_must_match_request_id_and_is_required(
     sim: PlatformSimulator, fb: SignedClient
 ) -> None:
     order = sample_order("req-mic-k", [sim.content_url("facebook", "k")])
-    r = fb.submit(order, key="something-else")
+    signed_at = int(time.time())
+    r = fb.submit(order, key="something-else", timestamp=signed_at)
     assert r.status_code == 422
     body = order.model_dump_json().encode()
-    r = fb.request("POST", "/v1/requests", body, timestamp=int(time.time()) - 2)
+    r = fb.request("POST", "/v1/requests", body, timestamp=signed_at - 2)
     assert r.status_code == 400
     assert "Idempotency-Key" in r.json()["error"]
 
@@ -320,9 +321,10 @@ def test_notice_validation(sim: PlatformSimulator, fb: SignedClient) -> None:
     assert r.status_code == 422
     assert "item-99" in r.json()["error"]
     ok = Notice(kind="renotify", request_id="req-nv", notice_id="c")
-    assert fb.notice(ticket, ok, key="c").status_code == 202
+    signed_at = int(time.time())
+    assert fb.notice(ticket, ok, key="c", timestamp=signed_at).status_code == 202
     # key != notice_id (signed a second earlier: same body, so otherwise a replay)
-    assert fb.notice(ticket, ok, key="d", timestamp=int(time.time()) - 1).status_code == 422
+    assert fb.notice(ticket, ok, key="d", timestamp=signed_at - 1).status_code == 422
     changed = Notice(kind="renotify", request_id="req-nv", message="changed", notice_id="c")
     assert fb.notice(ticket, changed, key="c").status_code == 409
     assert fb.notice(ticket, ok, key="c").status_code == 200
