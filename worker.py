@@ -151,7 +151,7 @@ def build_worker(
         client,
         task_queue=task_queue,
         workflows=[AuthorityRequest],
-        activities=[audit.write_entries, *platforms.activities()],
+        activities=[*audit.activities(), *platforms.activities()],
         max_concurrent_activities=max_concurrent_activities,
         max_cached_workflows=max_cached_workflows,
         workflow_runner=runner,

@@ -9,6 +9,7 @@ so the workflow does not advance; the failure shows in the UI as a failing activ
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from temporalio import activity
@@ -23,9 +24,26 @@ class AuditActivities:
     def __init__(self, writer: AuditWriter) -> None:
         self.writer = writer
 
+    def activities(self) -> list[Callable[..., Any]]:
+        """Every audit activity, for `Worker(activities=...)`."""
+        return [self.write_entries, self.order_barrier]
+
+    @activity.defn(name="audit_order_barrier")
+    async def order_barrier(self) -> None:
+        """Does nothing, on purpose. A command's Update handler runs it as a local activity
+        before planning: its result arrives in a later activation of the same workflow task,
+        after the main loop has handled whatever that task delivered (activity results, fired
+        timers). So the entries the main loop writes with local activities take the same
+        sequence numbers in every attempt of the task, whatever commands arrive meanwhile
+        (see `workflows.authority_request.AuthorityRequest._handler`)."""
+
     @activity.defn(name="write_audit_entries")
-    async def write_entries(self, entries: list[dict[str, Any]]) -> None:
-        """Append `entries` durably (one write, one fsync) or fail."""
+    async def write_entries(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Append `entries` durably (one write, one fsync) or fail.
+
+        Returns what was written (`event.id`, `event.sequence`, `hash` of each entry): a local
+        activity's input is not kept in history, its result is, so `audit reconcile` reads a
+        local write's entries from here."""
         attempt = activity.info().attempt
         write = asyncio.ensure_future(asyncio.to_thread(self.writer.append, entries, attempt))
         # Heartbeat while a slow disk keeps us: a worker that dies mid-write is then noticed
@@ -47,3 +65,7 @@ class AuditActivities:
             raise ApplicationError(
                 f"malformed audit entry: {exc}", type="MalformedAuditEntry", non_retryable=True
             ) from exc
+        return [
+            {"id": e["event"]["id"], "sequence": e["event"]["sequence"], "hash": e["hash"]}
+            for e in entries
+        ]

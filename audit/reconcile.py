@@ -5,8 +5,9 @@ chain head.
     python -m audit reconcile [PATHS] [--query Q] [--workflow-id ID ...] [--json]
 
 Temporal's event history is the second, independent record of what a request did: every audit
-entry travels through it as the input of a ``write_audit_entries`` activity, and that activity
-completes only after the entry is durable (``fsync``). So, per AuthorityRequest workflow:
+entry travels through it, as the input of a ``write_audit_entries`` activity or as the result
+of the same activity run locally (a local activity's marker records what it wrote), and the
+write completes only after the entry is durable (``fsync``). So, per AuthorityRequest workflow:
 
 ===================  =========================================================================
 finding              meaning
@@ -23,7 +24,9 @@ history_unavailable  the history could not be fetched (not found, permission, RP
 ===================  =========================================================================
 
 Notes (informational, not findings): ``in_flight_entry`` (a running workflow's last write has
-been made durable but its activity has not completed yet: retries write the identical entry),
+been made durable but its activity has not completed yet: retries write the identical entry;
+for a local write, the entries right after the history's last one, chained to it, whose
+workflow task has not completed yet),
 ``unacknowledged_entry`` (a closed workflow's audit activity never completed, e.g. terminated
 mid-write, yet an attempt wrote the entry: the transition was never applied), ``no_anchor`` (a
 completed workflow without a result/memo anchor).
@@ -50,7 +53,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from audit.canonical import CanonicalError, canonical
-from audit.chain import ENTRY_TAG, is_hex64
+from audit.chain import ENTRY_TAG, genesis_hash, is_hex64
 from audit.entry import AuditAnchor
 from audit.reader import find_segments, iter_entries
 
@@ -71,6 +74,7 @@ __all__ = [
     "WorkflowFacts",
     "compare_workflow",
     "load_log",
+    "local_audit_writes",
     "reconcile",
     "register",
 ]
@@ -285,6 +289,15 @@ async def fetch_facts(client: Client, workflow_id: str, run_id: str | None = Non
                 facts.problems.append(f"event {ev.event_id}: cannot decode audit input: {exc}")
             scheduled[ev.event_id] = writes
             facts.writes.extend(writes)
+        elif et == "MARKER_RECORDED":
+            try:
+                local = await local_audit_writes(converter, ev)
+            except (ValueError, TypeError, KeyError) as exc:
+                facts.problems.append(
+                    f"event {ev.event_id}: cannot decode local audit write: {exc}"
+                )
+                continue
+            facts.writes.extend(local)
         elif et == "ACTIVITY_TASK_STARTED":
             s = ev.activity_task_started_event_attributes
             if s.scheduled_event_id in scheduled:
@@ -325,6 +338,29 @@ async def fetch_facts(client: Client, workflow_id: str, run_id: str | None = Non
     return facts
 
 
+LOCAL_ACTIVITY_MARKER = "core_local_activity"  # the SDK core's marker for a local activity
+
+
+async def local_audit_writes(converter: DataConverter, ev: Any) -> list[HistoryWrite]:
+    """The entries a completed local ``write_audit_entries`` recorded (its result lists
+    ``id``, ``sequence`` and ``hash`` of each); nothing for any other marker."""
+    m = ev.marker_recorded_event_attributes
+    if m.marker_name != LOCAL_ACTIVITY_MARKER or "data" not in m.details:
+        return []
+    (data,) = await _decode(converter, m.details["data"].payloads)
+    if data.get("activity_type") != AUDIT_ACTIVITY or m.HasField("failure"):
+        return []  # a failed local write recorded nothing; its retry did or will
+    result = m.details["result"].payloads if "result" in m.details else []
+    (written,) = await _decode(converter, result) if result else ([],)
+    attempt = int(data.get("attempt") or 1)
+    return [
+        HistoryWrite(
+            int(w["sequence"]), str(w["id"]), str(w["hash"]), "completed", ev.event_id, attempt
+        )
+        for w in written or ()
+    ]
+
+
 # --------------------------------------------------------------------------------------------
 # What the log says
 
@@ -339,6 +375,7 @@ class LogCopy:
     intact: bool  # the stored hash recomputes from the copy's own prev_hash and body
     file: str
     line: int
+    prev_hash: str = ""
 
 
 LogIndex = dict[str, dict[int, list[LogCopy]]]
@@ -396,7 +433,7 @@ def load_log(paths: Iterable[str], chains: set[str] | None = None) -> tuple[LogI
             continue  # an identical re-write (retried activity): one copy is enough
         seen.add(key)
         index.setdefault(cid, {}).setdefault(seq, []).append(
-            LogCopy(seq, eid, h, intact, path, line)
+            LogCopy(seq, eid, h, intact, path, line, p)
         )
     return index, files, copies
 
@@ -455,6 +492,22 @@ def compare_workflow(
         )
         return findings, notes, 0
 
+    # A local write makes its entries durable before its workflow task completes, so the log
+    # of a workflow that has not completed may run ahead of the history by the entries of one
+    # task: consecutive, intact, each chained to the one before, starting from the history's
+    # last completed entry. (A completed workflow's last task completed: nothing is ahead.)
+    ahead: set[tuple[int, str]] = set()
+    head_seq = max(completed, default=0)
+    prev = completed[head_seq].hash if completed else genesis_hash(wid)
+    seq = head_seq + 1
+    if source.status != "completed":
+        while len(chain.get(seq, [])) == 1 and chain[seq][0].intact:
+            c = chain[seq][0]
+            if c.prev_hash != prev or (seq, c.hash) in known or (seq, c.hash) in other:
+                break
+            ahead.add((seq, c.hash))
+            prev, seq = c.hash, seq + 1
+
     matched = 0
     for seq in sorted(completed):
         w = completed[seq]
@@ -489,6 +542,21 @@ def compare_workflow(
     for seq in sorted(chain):
         for c in chain[seq]:
             if c.intact and (seq, c.hash) in known and c.event_id == known[(seq, c.hash)].event_id:
+                continue
+            if (seq, c.hash) in ahead:
+                note(
+                    "in_flight_entry" if source.running else "unacknowledged_entry",
+                    "written by a local audit write whose workflow task has not completed "
+                    + (
+                        "yet: the task's next attempt writes the identical entry"
+                        if source.running
+                        else f"(workflow {source.status}): the transition was never applied"
+                    ),
+                    seq,
+                    found=f"hash {c.hash}",
+                    file=c.file,
+                    line=c.line,
+                )
                 continue
             pending = other.get((seq, c.hash))
             if pending is not None and c.intact:

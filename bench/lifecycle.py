@@ -143,7 +143,7 @@ class Driver:
         self.approver = self.ref.actor("tran.thi.binh")
 
     def workflow_id(self, tag: str, i: int) -> str:
-        if self.variant == "bare":
+        if self.variant.startswith("bare"):
             return f"bare-{tag}-{i}"
         return docket.build_input(
             make_order(self.sim, self.ref, tag, i), self.maker, self.ref
@@ -151,7 +151,7 @@ class Driver:
 
     async def start(self, tag: str, i: int) -> str:
         order = make_order(self.sim, self.ref, tag, i)
-        if self.variant == "bare":
+        if self.variant.startswith("bare"):
             request = docket.build_input(order, self.maker, self.ref, poll_interval=self.poll)
             wid = f"bare-{tag}-{i}"
             policy = request.policy
@@ -174,7 +174,7 @@ class Driver:
 
     async def is_ready(self, wid: str) -> bool:
         """True once the request accepts its approval (baseline captured, entry durable)."""
-        if self.variant == "bare":
+        if self.variant.startswith("bare"):
             ready: bool = await self.client.get_workflow_handle(wid).query("is_ready")
             return ready
         state = (await docket.status(self.client, wid))["state"]
@@ -182,7 +182,7 @@ class Driver:
 
     async def approve_once(self, wid: str) -> None:
         """One approve; raises NotReadyError while the request captures its baseline."""
-        if self.variant == "bare":
+        if self.variant.startswith("bare"):
             try:
                 await self.client.get_workflow_handle(wid).execute_update(
                     "approve", {"reason": "bench"}, id=f"approve-{wid}"
@@ -214,7 +214,7 @@ class Driver:
             return
 
     async def result(self, wid: str) -> None:
-        if self.variant == "bare":
+        if self.variant.startswith("bare"):
             await self.client.get_workflow_handle(wid, result_type=BareResult).result()
         else:
             await docket.result(self.client, wid)
@@ -263,7 +263,7 @@ def _client_cpu_ms() -> float:
 
 async def run_trial(server: Server, sim: Simulator, variant: str, n: int, tag: str) -> Trial:
     # docket.submit starts on Docket's own task queue; each trial has a fresh worker process
-    task_queue = f"bench-{variant}-{tag}" if variant == "bare" else TASK_QUEUE
+    task_queue = f"bench-{variant}-{tag}" if variant.startswith("bare") else TASK_QUEUE
     with WorkerProcess(variant, server, sim, task_queue) as worker:
         client = await connect(server)
         driver = Driver(client, sim, variant, task_queue)

@@ -4,12 +4,14 @@
         --sim-url URL --secret S --audit-dir DIR
 
 Prints READY once polling, runs until SIGTERM/SIGINT. Variants:
-  docket             worker.build_worker as shipped (the real Docket worker)
-  bare               bench.bare.BareRequest + the same platform activities, same sandbox
-  docket-unsandboxed experiment: Docket's workflow and activities, UnsandboxedWorkflowRunner
-  docket-local-audit experiment: the audit write as a local activity (bench.experiments)
+  docket                  worker.build_worker as shipped (the real Docket worker)
+  bare                    bench.bare.BareRequest + the same platform activities, same sandbox
+  docket-unsandboxed      Docket's worker with UnsandboxedWorkflowRunner
+                          (what DOCKET_WORKFLOW_SANDBOX=off ships)
+  bare-unsandboxed        the bare workflow with UnsandboxedWorkflowRunner (its fair baseline)
+  docket-regular-audit    experiment: every entry by a regular activity (the earlier design,
+                          bench.experiments)
   docket-passthrough-all  experiment: the sandbox with_passthrough_all_modules()
-  docket-fast        experiment: local-audit + passthrough-all together
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from activities.audit import AuditActivities
 from activities.platform import PlatformActivities, PlatformEndpoint
 from audit.writer import AuditWriter
 from bench.bare import BareRequest
-from bench.experiments import AuthorityRequestLocalAudit
+from bench.experiments import AuthorityRequestRegularAudit
 from platform_sim.scenarios import markers_for
 from workflows import AuthorityRequest
 
@@ -39,10 +41,9 @@ VARIANTS = (
     "docket",
     "bare",
     "docket-unsandboxed",
-    "docket-local-audit",
+    "bare-unsandboxed",
+    "docket-regular-audit",
     "docket-passthrough-all",
-    "docket-fast",
-    "docket-local-audit-unsandboxed",
 )
 
 
@@ -59,7 +60,7 @@ def build(
             client, platforms=platforms, writer=writer, task_queue=task_queue
         )
     restrictions = SandboxRestrictions.default.with_passthrough_modules(*docket_worker.PASSTHROUGH)
-    if "passthrough-all" in variant or variant == "docket-fast":
+    if "passthrough-all" in variant:
         restrictions = restrictions.with_passthrough_all_modules()
     runner: WorkflowRunner = (
         UnsandboxedWorkflowRunner()
@@ -67,7 +68,7 @@ def build(
         else SandboxedWorkflowRunner(restrictions=restrictions)
     )
     cache = 1000 if max_cached is None else max_cached  # the SDK default is 1000
-    if variant == "bare":
+    if variant.startswith("bare"):
         return Worker(
             client,
             task_queue=task_queue,
@@ -77,13 +78,13 @@ def build(
             workflow_runner=runner,
             max_cached_workflows=cache,
         )
-    local = "local-audit" in variant or variant == "docket-fast"
+    regular = variant == "docket-regular-audit"
     audit = AuditActivities(writer)
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[AuthorityRequestLocalAudit if local else AuthorityRequest],
-        activities=[audit.write_entries, *platforms.activities()],
+        workflows=[AuthorityRequestRegularAudit if regular else AuthorityRequest],
+        activities=[*audit.activities(), *platforms.activities()],
         max_concurrent_activities=200,
         workflow_runner=runner,
         max_cached_workflows=cache,

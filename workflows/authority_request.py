@@ -9,14 +9,24 @@ It drives a pure `docket.case.Case` through the lifecycle (`docket.lifecycle`):
   returns its receipt (new state, sequence, hash) only then;
 - SLA timers, polling, delivery, probes and notices run in the main loop.
 
-Workflow code is deterministic: times come from `workflow.now()`, all I/O is in activities.
+Which activity writes an entry (see `_clock`): a command's entry is stamped with
+`workflow.now()` and written by a regular activity, whose input history fixes. A transition
+the main loop makes from something history already holds (a platform answer, probe evidence,
+a deadline) is stamped with a time history also holds (when the main loop asked for that
+answer, or the deadline) and written by a *local* activity: cheaper (no extra activity task
+and workflow task), and safe because a re-run of the task after a crash plans the very same
+entry. Commands wait until the main loop has recorded what it already received, so a
+re-run task also assigns the same sequence numbers in the same order.
+
+Workflow code is deterministic: times come from history or `workflow.now()`, all I/O is in
+activities.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -45,10 +55,7 @@ with workflow.unsafe.imports_passed_through():
         parse_command,
         utc_iso,
     )
-    from docket.platform_protocol import (
-        Notice,
-        PlatformStatus,
-    )
+    from docket.platform_protocol import Notice, PlatformStatus
     from docket.reference import format_loc
     from docket.verification import Evidence, Observation
 
@@ -69,6 +76,10 @@ NOTICE_RETRY = RetryPolicy(
     non_retryable_error_types=["PlatformRejected", "SignatureRejected"],
 )
 
+# Running workflows started before this change keep writing every entry with a regular
+# activity stamped with `workflow.now()` (their histories must replay unchanged).
+LOCAL_AUDIT_PATCH = "audit-local-write-at-cause-time"
+
 POLL_BACKOFF_DOUBLINGS = 6
 POLL_BACKOFF_CAP = timedelta(hours=1)
 
@@ -82,7 +93,7 @@ POLLED = frozenset(
 class Deadline:
     at: datetime
     label: str
-    fire: Callable[[], Awaitable[None]]
+    fire: Callable[[datetime], Awaitable[None]]  # called with `at`
 
 
 @workflow.defn(name=names.WORKFLOW_NAME)
@@ -103,6 +114,8 @@ class AuthorityRequest:
         self._entered_at: datetime | None = None
         self._second_notice_at: datetime | None = None
         self._decided_at: datetime | None = None
+        self._local_audit = False  # set by the patch check at the start of `run`
+        self._main_loop_waiting = True  # False while the main loop handles what it received
         for trigger in HUMAN_TRIGGERS:
             workflow.set_update_handler(
                 trigger,
@@ -114,14 +127,46 @@ class AuthorityRequest:
 
     @workflow.run
     async def run(self, request: RequestInput) -> RequestResult:
+        self._local_audit = workflow.patched(LOCAL_AUDIT_PATCH)
+        asked_at = workflow.now()
         baseline = await self._probe(
             [(i.item_id, i.url) for i in request.order.items], ("control",), baseline=True
         )
-        await self._record(self.case.plan_submission(workflow.now(), baseline))
+        now, local = self._clock(asked_at)
+        await self._record(self.case.plan_submission(now, baseline), local=local)
         while not self.case.closed or self._outbox:
             await self._step()
-        await workflow.wait_condition(workflow.all_handlers_finished)
+        with self._waiting():
+            await workflow.wait_condition(workflow.all_handlers_finished)
         return self._result()
+
+    @contextlib.contextmanager
+    def _waiting(self) -> Iterator[None]:
+        """Mark the main loop as waiting for the outside world (an activity, a timer, a
+        command). Commands run only then, so whatever the main loop received in a workflow
+        task is recorded before any command of that task takes the next sequence number."""
+        self._main_loop_waiting = True
+        try:
+            yield
+        finally:
+            self._main_loop_waiting = False
+
+    def _clock(self, cause_at: datetime | None) -> tuple[datetime, bool]:
+        """The time to stamp a transition with, and whether a local activity may write it.
+
+        A local activity writes before its workflow task completes; if the worker dies then,
+        the task runs again, later, and must plan the *identical* entry. So a local write is
+        used only when the transition's time comes from history (`cause_at`: the workflow time
+        at which the main loop asked for the answer that causes it, in a task that has
+        completed, or the deadline that fired), never from this task's `workflow.now()`,
+        which differs between attempts. One clock (the workflow's) for every entry, never
+        earlier than the previous entry, so a chain's timestamps do not go backwards."""
+        if not self._local_audit or cause_at is None:
+            return workflow.now(), False
+        if self.case.timeline:
+            last = datetime.fromisoformat(self.case.timeline[-1]["@timestamp"])
+            cause_at = max(cause_at, last)
+        return cause_at, True
 
     async def _step(self) -> None:
         if self._outbox:
@@ -153,16 +198,17 @@ class AuthorityRequest:
         if polling and (timeout is None or poll_every < timeout):
             timeout, label = poll_every, f"poll {self.request.platform.id}"
         try:
-            await workflow.wait_condition(
-                lambda: self._version != version or bool(self._outbox),
-                timeout=timeout,
-                timeout_summary=label or None,
-            )
+            with self._waiting():
+                await workflow.wait_condition(
+                    lambda: self._version != version or bool(self._outbox),
+                    timeout=timeout,
+                    timeout_summary=label or None,
+                )
             return
         except TimeoutError:
             pass
         if deadline is not None and workflow.now() >= deadline.at:
-            await deadline.fire()
+            await deadline.fire(deadline.at)
         elif polling:
             await self._poll()
 
@@ -178,11 +224,13 @@ class AuthorityRequest:
         facts = self.case.facts
         policy = self.request.policy
         if state is State.AWAITING_ACK and facts.due_at is not None:
-            return Deadline(facts.due_at, "SLA: respond", lambda: self._sla("respond"))
+            return Deadline(facts.due_at, "SLA: respond", lambda at: self._sla("respond", at))
         if state is State.SECOND_NOTICE and facts.due_at is not None:
-            return Deadline(facts.due_at, "SLA: second notice", lambda: self._sla("second_notice"))
+            return Deadline(
+                facts.due_at, "SLA: second notice", lambda at: self._sla("second_notice", at)
+            )
         if state is State.ACKNOWLEDGED and facts.due_at is not None and policy.effect_within:
-            return Deadline(facts.due_at, "SLA: effect", lambda: self._sla("effect"))
+            return Deadline(facts.due_at, "SLA: effect", lambda at: self._sla("effect", at))
         decided = self._decided_at
         if state is State.MONITORING and decided is not None:
             if facts.rechecks_done < len(policy.rechecks):
@@ -198,9 +246,12 @@ class AuthorityRequest:
 
     # --- transitions ---------------------------------------------------------------------
 
-    async def _record(self, planned: Planned) -> Receipt:
+    async def _record(self, planned: Planned, *, local: bool = False) -> Receipt:
         """Make the entry durable, then apply the transition (fail closed)."""
-        await self._write_audit(planned.entry)
+        if local:
+            await self._write_audit_local(planned.entry)
+        else:
+            await self._write_audit(planned.entry)
         self.case.commit(planned)
         self._version += 1
         self._quiet_polls = 0
@@ -212,15 +263,27 @@ class AuthorityRequest:
     async def _write_audit(self, entry: dict[str, Any]) -> None:
         """Write one entry durably; nothing follows until it is written.
 
-        A regular activity on purpose: the entry is fixed in history when the activity is
-        scheduled, so every retry (even after a worker crash) writes the identical entry. A
-        local activity is cheaper but is re-planned after a crash with a new `workflow.now()`,
-        which would leave a conflicting copy in the log (docs/design-notes.md)."""
+        A regular activity: the entry is fixed in history when the activity is scheduled, so
+        every retry (even after a worker crash) writes the identical entry. Used for entries
+        stamped with `workflow.now()`, which a re-run task would plan differently."""
         await workflow.execute_activity_method(
             AuditActivities.write_entries,
             [entry],
             start_to_close_timeout=timedelta(seconds=30),
             heartbeat_timeout=timedelta(seconds=5),
+            retry_policy=AUDIT_RETRY,
+            summary=f"audit #{entry['event']['sequence']} {entry['event']['action']}",
+        )
+
+    async def _write_audit_local(self, entry: dict[str, Any]) -> None:
+        """Write one entry durably with a local activity (only for an entry `_clock` allowed:
+        its content comes from history, so a re-run of this task writes an identical copy,
+        which readers fold). A failing write keeps the task retrying: the workflow does not
+        advance, and each failed attempt is logged by the worker."""
+        await workflow.execute_local_activity_method(
+            AuditActivities.write_entries,
+            [entry],
+            start_to_close_timeout=timedelta(seconds=30),
             retry_policy=AUDIT_RETRY,
             summary=f"audit #{entry['event']['sequence']} {entry['event']['action']}",
         )
@@ -255,30 +318,55 @@ class AuthorityRequest:
             Notice(kind=kind, request_id=self.case.request_id, message=message, items=list(items))
         )
 
-    async def _apply(self, command: Command) -> Receipt:
+    async def _apply(self, command: Command, *, at: datetime | None = None) -> Receipt:
+        """Apply a command: from an Update (`at` None) or from a platform answer (`at` is when
+        Docket received it)."""
         async with self._lock:
+            now, local = self._clock(at)
             try:
-                planned = self.case.plan_command(command, workflow.now())
+                planned = self.case.plan_command(command, now)
             except CommandRejected as exc:  # the state moved since validation
                 raise _rejection(exc) from None
-            return await self._record(planned)
+            return await self._record(planned, local=local)
 
-    async def _fire(self, trigger: str, reason: str, **kwargs: Any) -> Planned:
+    async def _fire(
+        self, trigger: str, reason: str, *, at: datetime | None, **kwargs: Any
+    ) -> Planned:
+        """A system transition; `at` is the time of its cause when history holds it."""
         async with self._lock:
+            now, local = self._clock(at)
             planned = self.case.plan_system(
-                trigger, workflow.now(), reason=reason, actor=SYSTEM_ACTOR, **kwargs
+                trigger, now, reason=reason, actor=SYSTEM_ACTOR, **kwargs
             )
-            await self._record(planned)
+            await self._record(planned, local=local)
             return planned
 
     # --- updates -------------------------------------------------------------------------
 
     def _handler(self, trigger: str) -> Callable[[Any], Awaitable[Receipt]]:
         async def handler(payload: Any) -> Receipt:
+            if self._local_audit:
+                await self._after_main_loop()
             return await self._apply(_parse(trigger, payload))
 
         handler.__name__ = trigger
         return handler
+
+    async def _after_main_loop(self) -> None:
+        """Let the main loop record what this workflow task delivered before a command plans.
+
+        The SDK runs Update handlers *before* it hands the task's activity results and fired
+        timers to the main loop. A local audit write made in an earlier attempt of this task
+        (the worker died before completing it) must be planned again identically, at the same
+        sequence number, even if a command arrived in between. So a handler first waits for a
+        no-op local activity, whose result comes in a later activation, after the main loop
+        has taken this activation's results, and then until the main loop waits again."""
+        await workflow.execute_local_activity_method(
+            AuditActivities.order_barrier,
+            start_to_close_timeout=timedelta(seconds=10),
+            summary="let the main loop record first",
+        )
+        await workflow.wait_condition(lambda: self._main_loop_waiting)
 
     def _validator(self, trigger: str) -> Callable[[Any], None]:
         def validator(payload: Any) -> None:
@@ -362,6 +450,7 @@ class AuthorityRequest:
             await self._fire(
                 "delivered",
                 f"{platform.name} has no API: the order is delivered by hand",
+                at=None,
                 change={"sent_at": sent_at, "received_at": sent_at},
                 data={
                     "channel": "manual",
@@ -372,18 +461,20 @@ class AuthorityRequest:
             )
             return
         try:
-            ticket = await workflow.execute_activity_method(
-                PlatformActivities.deliver_order,
-                args=[platform.id, self.request.wire_order()],
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=DELIVERY_RETRY,
-                summary=f"deliver order to {platform.id}",
-            )
+            with self._waiting():
+                ticket = await workflow.execute_activity_method(
+                    PlatformActivities.deliver_order,
+                    args=[platform.id, self.request.wire_order()],
+                    start_to_close_timeout=timedelta(seconds=30),
+                    retry_policy=DELIVERY_RETRY,
+                    summary=f"deliver order to {platform.id}",
+                )
         except ActivityError as exc:
             error = _cause(exc)
             await self._fire(
                 "delivery_failed",
                 f"delivery to {platform.id} failed: {error}",
+                at=None,  # a failure carries no time of ours: a regular activity writes it
                 change={"delivery_error": error},
                 data={"error": error},
             )
@@ -392,6 +483,7 @@ class AuthorityRequest:
         await self._fire(
             "delivered",
             f"{platform.name} issued ticket {ticket.ticket}",
+            at=sent_at,
             change={
                 "ticket": ticket.ticket,
                 "sent_at": sent_at,
@@ -406,12 +498,13 @@ class AuthorityRequest:
             },
         )
 
-    async def _sla(self, timer: str) -> None:
+    async def _sla(self, timer: str, at: datetime) -> None:
         due = self.case.facts.due_at
         await self._fire(
             "sla_expired",
             f"no {'effect' if timer == 'effect' else 'response'} by "
             f"{utc_iso(due) if due else '-'} ({self.request.policy.id})",
+            at=at,
             data={"timer": timer, "expired_at": utc_iso(due) if due else None},
         )
 
@@ -420,14 +513,16 @@ class AuthorityRequest:
         ticket = self.case.facts.ticket
         if ticket is None:
             return
+        asked_at = workflow.now()
         try:
-            status: PlatformStatus = await workflow.execute_activity_method(
-                PlatformActivities.poll_platform,
-                args=[platform.id, ticket],
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=POLL_RETRY,
-                summary=f"poll {platform.id} ticket {ticket}",
-            )
+            with self._waiting():
+                status: PlatformStatus = await workflow.execute_activity_method(
+                    PlatformActivities.poll_platform,
+                    args=[platform.id, ticket],
+                    start_to_close_timeout=timedelta(seconds=30),
+                    retry_policy=POLL_RETRY,
+                    summary=f"poll {platform.id} ticket {ticket}",
+                )
         except ActivityError as exc:
             workflow.logger.warning("polling %s failed: %s", platform.id, _cause(exc))
             return
@@ -435,7 +530,7 @@ class AuthorityRequest:
         self._quiet_polls = 0 if commands else self._quiet_polls + 1
         for command in commands:
             try:
-                await self._apply(command)
+                await self._apply(command, at=asked_at)
             except ApplicationError as exc:  # the state moved meanwhile: poll again later
                 workflow.logger.info("platform report not applied: %s", exc)
 
@@ -484,14 +579,18 @@ class AuthorityRequest:
     ) -> list[Evidence]:
         """Probe every item from every vantage. A probe whose activity fails for good is kept
         as `probe_error` evidence (inconclusive) rather than failing the request."""
+        asked_at = workflow.now()  # of the task that schedules the probes: history holds it
         calls = [
-            self._probe_one(item_id, url, vantage, baseline=baseline)
+            self._probe_one(item_id, url, vantage, baseline=baseline, asked_at=asked_at)
             for item_id, url in items
             for vantage in vantages
         ]
-        return list(await asyncio.gather(*calls))
+        with self._waiting():
+            return list(await asyncio.gather(*calls))
 
-    async def _probe_one(self, item_id: str, url: str, vantage: str, *, baseline: bool) -> Evidence:
+    async def _probe_one(
+        self, item_id: str, url: str, vantage: str, *, baseline: bool, asked_at: datetime
+    ) -> Evidence:
         method = PlatformActivities.capture_baseline if baseline else PlatformActivities.probe_item
         platform = self.request.platform
         try:
@@ -516,19 +615,23 @@ class AuthorityRequest:
                 body_sha256=None,
                 marker="activity_failed",
                 error=error[:500],
-                probed_at=workflow.now(),
+                # The failure has no time of ours; when the probe was asked is in history.
+                probed_at=asked_at if self._local_audit else workflow.now(),
                 markers_version=platform.markers.version,
             )
 
     async def _verify(self, trigger: str, items: list[tuple[str, str]]) -> None:
+        asked_at = workflow.now()
         evidence = await self._probe(items, self.request.vantages)
         await self._fire(
             trigger,
             "independent verification of the platform's claims",
+            at=asked_at,
             evidence=evidence,
         )
 
-    async def _recheck(self) -> None:
+    async def _recheck(self, at: datetime) -> None:
+        del at  # stamped when its probes are asked, right after this deadline
         gone = [
             (i.item_id, i.url)
             for i in self.case.facts.items.values()
@@ -536,26 +639,30 @@ class AuthorityRequest:
         ]
         await self._verify("recheck", gone)
 
-    async def _complete_monitoring(self) -> None:
-        await self._fire("monitoring_complete", "re-checks done and the appeal window ended")
+    async def _complete_monitoring(self, at: datetime) -> None:
+        await self._fire("monitoring_complete", "re-checks done and the appeal window ended", at=at)
 
-    async def _close_appeal_window(self) -> None:
-        await self._fire("appeal_window_closed", "no appeal was decided within the window")
+    async def _close_appeal_window(self, at: datetime) -> None:
+        await self._fire("appeal_window_closed", "no appeal was decided within the window", at=at)
 
     async def _check_reinstatement(self) -> None:
         appeal = self.case.facts.appeals[-1]
         items = [(i, self.case.facts.items[i].url) for i in appeal.reversed_items]
+        asked_at = workflow.now()
         evidence = await self._probe(items, self.request.vantages)
         if all(e.observation is Observation.AVAILABLE for e in evidence):
             await self._fire(
-                "reinstated", "the reinstated content is reachable again", evidence=evidence
+                "reinstated",
+                "the reinstated content is reachable again",
+                at=asked_at,
+                evidence=evidence,
             )
             return
         version = self._version
         # Not back yet: look again later, backing off like polling (an operator can `close`
         # the request as disputed if the platform never reinstates).
         self._quiet_polls += 1
-        with contextlib.suppress(TimeoutError):
+        with contextlib.suppress(TimeoutError), self._waiting():
             await workflow.wait_condition(
                 lambda: self._version != version or bool(self._outbox),
                 timeout=self._poll_interval(),
@@ -567,13 +674,14 @@ class AuthorityRequest:
         ticket = self.case.facts.ticket
         if ticket is not None and self.request.platform.api:
             try:
-                await workflow.execute_activity_method(
-                    PlatformActivities.send_notice,
-                    args=[self.request.platform.id, ticket, notice],
-                    start_to_close_timeout=timedelta(seconds=30),
-                    retry_policy=NOTICE_RETRY,
-                    summary=f"notice {notice.kind} to {self.request.platform.id}",
-                )
+                with self._waiting():
+                    await workflow.execute_activity_method(
+                        PlatformActivities.send_notice,
+                        args=[self.request.platform.id, ticket, notice],
+                        start_to_close_timeout=timedelta(seconds=30),
+                        retry_policy=NOTICE_RETRY,
+                        summary=f"notice {notice.kind} to {self.request.platform.id}",
+                    )
             except ActivityError as exc:
                 # Only a non-retryable refusal gets here (NOTICE_RETRY retries the rest). The
                 # transition that asked for the notice is recorded; failing the run over its

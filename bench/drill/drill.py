@@ -55,6 +55,7 @@ from temporalio.client import Client  # noqa: E402
 from temporalio.service import RPCError  # noqa: E402
 
 from audit.entry import AuditAnchor  # noqa: E402
+from audit.reconcile import local_audit_writes  # noqa: E402
 from audit.verify import verify_paths  # noqa: E402
 from docket import client as docket  # noqa: E402
 from docket import temporal_names as names  # noqa: E402
@@ -537,6 +538,10 @@ class Drill:
                 elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
                     attrs_c = event.activity_task_completed_event_attributes
                     completed[scheduled[attrs_c.scheduled_event_id]] += 1
+                elif event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED:
+                    # a local audit write: its marker's result lists what it wrote
+                    local = await local_audit_writes(self._c().data_converter, event)
+                    completed[AUDIT_ACTIVITY] += len(local)
                 elif event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED:
                     totals["workflow_task_failed"] += 1
                     self.report.history_mismatches.append(f"{rid}: workflow task failed")

@@ -29,8 +29,8 @@ MARKER = Path(os.environ["DOCKET_TEST_KILL_MARKER"])
 
 class KillAfterWrite(AuditActivities):
     @activity.defn(name="write_audit_entries")
-    async def write_entries(self, entries: list[dict[str, Any]]) -> None:
-        await super().write_entries(entries)  # durable: one write, one fsync
+    async def write_entries(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        written = await super().write_entries(entries)  # durable: one write, one fsync
         for entry in entries:
             if entry["event"]["action"] == KILL_AFTER:
                 info = activity.info()
@@ -45,6 +45,7 @@ class KillAfterWrite(AuditActivities):
                     )
                 )
                 os.kill(os.getpid(), signal.SIGKILL)
+        return written
 
 
 if __name__ == "__main__":

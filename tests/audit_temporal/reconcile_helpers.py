@@ -30,7 +30,7 @@ from audit.reader import iter_entries
 from audit.writer import AuditWriter
 from docket import client as docket
 from docket.case import RequestResult
-from docket.models import Approve, Order
+from docket.models import Approve, Command, Order
 from docket.reference import ReferenceData, SlaPolicy, default_reference
 from docket.temporal_names import TASK_QUEUE
 from docket.validation import validate_order
@@ -186,7 +186,7 @@ async def in_process_worker(
         client,
         task_queue=TASK_QUEUE,
         workflows=[AuthorityRequest],
-        activities=[activities.write_entries, *platforms.activities()],
+        activities=[*activities.activities(), *platforms.activities()],
         workflow_runner=SandboxedWorkflowRunner(
             restrictions=SandboxRestrictions.default.with_passthrough_modules(
                 *docket_worker.PASSTHROUGH
@@ -209,6 +209,15 @@ def entries_by_id(audit_dir: Path | list[Path], rid: str) -> dict[str, set[str]]
         if e["docket"]["chain_id"] == rid:
             out[e["event"]["id"]].add(e["hash"])
     return dict(out)
+
+
+def timeline_of(audit_dir: Path, rid: str) -> list[dict[str, Any]]:
+    """The chain's entries in sequence order, one per sequence."""
+    by_seq: dict[int, dict[str, Any]] = {}
+    for _, _, e in iter_entries([audit_dir]):
+        if e["event"]["id"].rpartition(":")[0] == rid:
+            by_seq.setdefault(e["event"]["sequence"], e)
+    return [by_seq[s] for s in sorted(by_seq)]
 
 
 def copies_by_id(audit_dir: Path, rid: str) -> dict[str, int]:
@@ -234,6 +243,7 @@ class KilledRun:
     before_kill: Any = None  # reconcile result while the workflow waits for approval
     after_kill: Any = None  # reconcile result after the kill, before the new worker
     logs: dict[str, str] = field(default_factory=dict)
+    command_outcome: str | None = None  # of the command sent while no worker ran
 
 
 def _spawn(args: list[str], env: Mapping[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -265,8 +275,17 @@ async def _wait_exit(proc: subprocess.Popen[bytes], timeout: float) -> int | Non
 
 
 async def run_killed_worker(
-    stack: Stack, client: Client, tmp: Path, *, kill_after: str
+    stack: Stack,
+    client: Client,
+    tmp: Path,
+    *,
+    kill_after: str,
+    command_while_down: Command | None = None,
 ) -> KilledRun:
+    """Submit and approve a request under a worker that SIGKILLs itself right after the entry
+    of `kill_after` is durable; then (optionally) send `command_while_down`, so that it reaches
+    the server before the task the killed worker left is run again; then start a normal
+    `python worker.py` and wait for the result."""
     from audit.reconcile import reconcile
 
     audit_dir = tmp / "audit"
@@ -284,13 +303,26 @@ async def run_killed_worker(
         rid = await submit(client, stack, f"kill-{kill_after}")
         await wait_state(client, rid, "pending_approval", timeout=60)
         before = await reconcile(client, [str(audit_dir)], workflow_ids=[rid])
-        await approve(client, stack, rid)
+        # In the background: when the kill is in approve's own write, its receipt needs the
+        # normal worker started below.
+        approval = asyncio.create_task(approve(client, stack, rid))
         code = await _wait_exit(killer, 60)
         assert code == -signal.SIGKILL, f"the killing worker exited with {code}, not SIGKILL"
         killed_at = time.monotonic()
         after = await reconcile(client, [str(audit_dir)], workflow_ids=[rid])
+        command: asyncio.Task[Any] | None = None
+        if command_while_down is not None:
+            command = asyncio.create_task(docket.send_command(client, rid, command_while_down))
+            await asyncio.sleep(1.0)  # admitted by the server before any worker polls
         normal = _spawn(["worker.py"], env, tmp / "worker.log")
         result = await result_of(client, rid, timeout=150)
+        await asyncio.wait_for(approval, 30)
+        outcome = None
+        if command is not None:
+            try:
+                outcome = f"applied: {await asyncio.wait_for(command, 30)}"
+            except docket.DocketError as exc:
+                outcome = f"refused: {exc}"
         closed = time.monotonic() - killed_at
         anchors = await anchors_of(client, rid)
     finally:
@@ -302,5 +334,5 @@ async def run_killed_worker(
     killed = json.loads(marker.read_text())
     logs = {p.name: p.read_text(errors="replace")[-4000:] for p in tmp.glob("*.log")}
     return KilledRun(
-        audit_dir, rid, result, anchors, killed["event_id"], closed, before, after, logs
+        audit_dir, rid, result, anchors, killed["event_id"], closed, before, after, logs, outcome
     )

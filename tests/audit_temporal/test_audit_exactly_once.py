@@ -26,8 +26,11 @@ from audit_temporal.reconcile_helpers import (
     entries_by_id,
     in_process_worker,
     result_of,
+    run_killed_worker,
     submit,
+    timeline_of,
 )
+from docket.models import Withdraw
 
 pytestmark = pytest.mark.integration
 
@@ -36,10 +39,11 @@ class FailAfterWrite(AuditActivities):
     """Writes (durably) and then fails its first attempt: the retry writes the same entries."""
 
     @activity.defn(name="write_audit_entries")
-    async def write_entries(self, entries: list[dict[str, Any]]) -> None:
-        await super().write_entries(entries)
+    async def write_entries(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        written = await super().write_entries(entries)
         if activity.info().attempt == 1:
             raise ApplicationError("injected: failed after the entries were durable")
+        return written
 
 
 def assert_one_per_event_id(audit_dir: Path | list[Path], rid: str, count: int) -> None:
@@ -80,6 +84,8 @@ async def test_audit_write_fails_after_writing(
 
 
 async def test_worker_killed_after_durable_write(killed_run: KilledRun, rc_client: Client) -> None:
+    """`delivered` is written by a local activity (its time comes from history): the kill
+    leaves the workflow task unfinished, its next attempt writes the identical entry."""
     run = killed_run
     rid, n = run.request_id, run.result.audit_count
     print(
@@ -92,7 +98,7 @@ async def test_worker_killed_after_durable_write(killed_run: KilledRun, rc_clien
     # Before approval: a running workflow, checked as a prefix: clean.
     assert run.before_kill.findings == [] and run.before_kill.notes == []
     assert dict(run.before_kill.by_status) == {"running": 1}
-    # After the kill: the entry is durable but its activity has not completed: informational.
+    # After the kill: the entry is durable but its task has not completed: informational.
     assert run.after_kill.findings == [], run.after_kill.render_text()
     assert [(x.code, x.sequence) for x in run.after_kill.notes] == [("in_flight_entry", 3)]
 
@@ -111,8 +117,54 @@ async def test_worker_killed_after_durable_write(killed_run: KilledRun, rc_clien
     assert rec.findings == [], rec.render_text()
     assert rec.notes == []
     assert rec.anchors_checked == 2
-    assert rec.retried_writes >= 1  # the write of #3 completed on a later attempt
     assert rec.history_entries == rec.matched_entries == n
+
+
+async def test_worker_killed_after_an_updates_durable_write(
+    rc_stack: Stack, rc_client: Client, tmp_path: Path
+) -> None:
+    """`approve` comes from an Update, stamped with workflow.now(): a regular activity writes
+    it, so the retry after the kill is a later attempt of the same activity, same input."""
+    run = await run_killed_worker(rc_stack, rc_client, tmp_path, kill_after="approve")
+    rid, n = run.request_id, run.result.audit_count
+    assert run.result.outcome == "complied", run.logs
+    assert run.killed_event_id == f"{rid}:2"
+    assert copies_by_id(run.audit_dir, rid)[run.killed_event_id] == 2
+    assert_one_per_event_id(run.audit_dir, rid, n)
+    assert verify_paths([run.audit_dir], anchors=run.anchors).findings == []
+    rec = await reconcile(rc_client, [str(run.audit_dir)], workflow_ids=[rid])
+    assert rec.findings == [] and rec.notes == [], rec.render_text()
+    assert rec.retried_writes >= 1  # the history shows the write of #2 on a later attempt
+
+
+async def test_command_arriving_while_a_local_write_is_unfinished(
+    rc_stack: Stack, rc_client: Client, tmp_path: Path
+) -> None:
+    """The worker dies right after the local write of the platform's `acknowledge` (from a
+    poll); a `withdraw` reaches the server before the task runs again. The re-run task holds
+    both the poll's answer and the command: it must record the platform's report first (the
+    same #4 already in the log), and only then the command, or the log would hold two
+    different entries #4."""
+    withdraw = Withdraw(actor=rc_stack.reference.actor("nguyen.van.an"), reason="Withdrawn (test)")
+    run = await run_killed_worker(
+        rc_stack, rc_client, tmp_path, kill_after="acknowledge", command_while_down=withdraw
+    )
+    rid, n = run.request_id, run.result.audit_count
+    assert run.killed_event_id == f"{rid}:4", run.logs  # submit, approve, delivered, ack
+    assert copies_by_id(run.audit_dir, rid)[run.killed_event_id] == 2
+    assert_one_per_event_id(run.audit_dir, rid, n)
+    verified = verify_paths([run.audit_dir], anchors=run.anchors)
+    assert verified.findings == [], verified.findings
+    actions = [e["event"]["action"] for e in timeline_of(run.audit_dir, rid)]
+    assert actions[3] == "acknowledge", actions
+    # The command ran after the platform's report: applied, or refused naming the state.
+    assert run.command_outcome is not None
+    if run.command_outcome.startswith("applied"):
+        assert "withdraw" in actions[4:] and run.result.outcome == "withdrawn"
+    else:
+        assert "withdraw" not in actions and "state is" in run.command_outcome
+    rec = await reconcile(rc_client, [str(run.audit_dir)], workflow_ids=[rid])
+    assert rec.findings == [], rec.render_text()
 
 
 async def test_merging_segments_twice_gives_the_same_result(

@@ -1,12 +1,14 @@
 """Regenerate the committed workflow histories that tests/workflows/test_replay.py replays.
 
-    .venv/bin/python tests/histories/record.py
+    .venv/bin/python tests/histories/record.py [OUT_DIR]
 
 Runs the main paths on a fresh Temporal dev server with the real worker and the platform
 simulator (the same drivers as the integration tests), then saves each run's
-`WorkflowHistory.to_json()` as tests/histories/<path>.json. Re-record only when a change to
-AuthorityRequest is *meant* to be incompatible (and then version it for running workflows:
-`workflow.patched`); otherwise a replay failure is exactly the bug the test is there to catch.
+`WorkflowHistory.to_json()` as OUT_DIR/<path>.json (default: tests/histories/). Never
+overwrite a committed set: each set is what running workflows of its time look like, and
+today's code must replay them all. After a change made behind `workflow.patched`, record a new
+set into its own directory (tests/histories/local-audit/ is the set recorded after
+`audit-local-write-at-cause-time`) and add it to tests/workflows/test_replay.py.
 """
 
 from __future__ import annotations
@@ -77,7 +79,9 @@ async def record(out_dir: Path = HERE) -> list[Path]:
 
 
 def main() -> int:
-    asyncio.run(record())
+    out_dir = Path(sys.argv[1]) if len(sys.argv) > 1 else HERE
+    out_dir.mkdir(parents=True, exist_ok=True)
+    asyncio.run(record(out_dir))
     return 0
 
 

@@ -1,6 +1,7 @@
 """Fail closed under Temporal: while the audit log cannot be written (ENOSPC injected into
-the real writer), a command does not advance the request and returns no receipt; once the
-disk recovers, the same command completes and the log verifies."""
+the real writer), a command does not advance the request and returns no receipt, and a
+transition of the main loop (written by a local activity) is not applied and nothing follows
+it; once the disk recovers, both complete and the log verifies."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import os
 import secrets
 from pathlib import Path
 
-from docket_harness import Stack, actor, make_order, wait_for
+from docket_harness import Stack, actor, endpoints, make_order, wait_for
 from temporalio.client import Client
 
 import worker as docket_worker
@@ -27,15 +28,16 @@ QUEUE = "audit-fail-closed-test"
 
 
 class FullDisk:
-    """os.write that fails with ENOSPC while `full` is set (a fault a real disk will not
-    produce on demand)."""
+    """os.write that fails with ENOSPC while `full` is set, for every write or only for those
+    containing `only` (a fault a real disk will not produce on demand)."""
 
-    def __init__(self) -> None:
+    def __init__(self, only: bytes = b"") -> None:
         self.full = False
+        self.only = only
         self.refused = 0
 
     def __call__(self, fd: int, data: bytes) -> int:
-        if self.full:
+        if self.full and self.only in data:
             self.refused += 1
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return os.write(fd, data)
@@ -80,6 +82,55 @@ async def test_no_transition_without_its_audit_entry(dev_stack: Stack, tmp_path:
         await client.get_workflow_handle(rid).terminate("test done")
     assert [e["event"]["action"] for e in timeline] == ["submit", "approve", "delivery_failed"]
     assert timeline[1]["hash"] == receipt.hash
+    anchor = AuditAnchor(rid, final["audit"]["count"], final["audit"]["head_hash"])
+    result = verify_paths([tmp_path], anchors=[anchor])
+    assert result.ok, [f.render() for f in result.findings]
+
+
+async def test_no_local_write_no_transition_and_nothing_after(
+    dev_stack: Stack, tmp_path: Path
+) -> None:
+    """`delivered` is written by a local activity: while it fails, the request stays in
+    `delivering`, the count does not move and the platform is not polled."""
+    client: Client = dev_stack.client
+    order = make_order(
+        dev_stack.sim, f"FAIL-CLOSED-LOCAL-{secrets.token_hex(4)}", ["remove--a"],
+        reference=dev_stack.reference,
+    )  # fmt: skip
+    request = build_input(order, actor(order.officer), dev_stack.reference)
+    rid = request.request_id
+    disk = FullDisk(only=b'"action":"delivered"')
+    disk.full = True
+    platforms = PlatformActivities(
+        endpoints(dev_stack.sim, dev_stack.reference, dev_stack.worker_secrets)
+    )
+    worker = docket_worker.build_worker(
+        client, platforms=platforms, writer=AuditWriter(tmp_path, write=disk), task_queue=QUEUE
+    )
+    async with worker:
+        await client.start_workflow(names.WORKFLOW_NAME, request, id=rid, task_queue=QUEUE)
+        await wait_for(client, rid, state="pending_approval")
+        approve = Approve(actor=actor("tran.thi.binh"), reason="Checked (test)")
+        receipt = await docket.send_command(client, rid, approve)
+        assert receipt.state == "delivering"
+        while disk.refused < 2:  # the local write was attempted and retried, failing each time
+            await asyncio.sleep(0.2)
+        held = await docket.status(client, rid)
+        assert held["state"] == "delivering"
+        assert held["audit"]["count"] == receipt.sequence == 2
+        scheduled = [
+            e.activity_task_scheduled_event_attributes.activity_type.name
+            async for e in client.get_workflow_handle(rid).fetch_history_events()
+            if e.HasField("activity_task_scheduled_event_attributes")
+        ]
+        assert "poll_platform" not in scheduled, scheduled
+
+        disk.full = False
+        final = await wait_for(client, rid, action="delivered", timeout=60)
+        timeline = await docket.timeline(client, rid)
+        await client.get_workflow_handle(rid).terminate("test done")
+    await platforms.aclose()
+    assert [e["event"]["action"] for e in timeline][:3] == ["submit", "approve", "delivered"]
     anchor = AuditAnchor(rid, final["audit"]["count"], final["audit"]["head_hash"])
     result = verify_paths([tmp_path], anchors=[anchor])
     assert result.ok, [f.render() for f in result.findings]

@@ -1,9 +1,13 @@
-"""Replay the committed histories (tests/histories/*.json, made by tests/histories/record.py)
-against today's AuthorityRequest, with the worker's own sandbox runner: a change that would
-break running workflows (different commands for the same history) fails here."""
+"""Replay the committed histories (made by tests/histories/record.py) against today's
+AuthorityRequest, with the worker's own sandbox runner: a change that would break running
+workflows (different commands for the same history) fails here.
+
+Two sets: tests/histories/*.json were recorded before the local audit write (every entry by a
+regular activity), tests/histories/local-audit/*.json after it (`LOCAL_AUDIT_PATCH`)."""
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 from typing import Any
@@ -19,13 +23,36 @@ from docket import temporal_names as names
 from docket.case import RequestInput, RequestResult
 from worker import PASSTHROUGH
 from workflows import AuthorityRequest
+from workflows.authority_request import LOCAL_AUDIT_PATCH
 
 HISTORIES = Path(__file__).resolve().parent.parent / "histories"
+LOCAL_AUDIT = HISTORIES / "local-audit"
 EXPECTED = ("appeal_reversed", "comply", "disputed", "unresponsive")
+SETS = {"before-local-audit": HISTORIES, "local-audit": LOCAL_AUDIT}
 
 
-def load(name: str) -> WorkflowHistory:
-    return WorkflowHistory.from_json(f"replay-{name}", (HISTORIES / f"{name}.json").read_text())
+def load(name: str, directory: Path = HISTORIES) -> WorkflowHistory:
+    return WorkflowHistory.from_json(f"replay-{name}", (directory / f"{name}.json").read_text())
+
+
+def local_audit_writes(directory: Path, name: str) -> tuple[bool, int]:
+    """(the patch marker is there, how many local write_audit_entries markers)."""
+    events = json.loads((directory / f"{name}.json").read_text())["events"]
+    markers = [
+        e["markerRecordedEventAttributes"]
+        for e in events
+        if e["eventType"] == "EVENT_TYPE_MARKER_RECORDED"
+    ]
+    patched = local = 0
+    for m in markers:
+        data = " ".join(
+            base64.b64decode(p.get("data", "")).decode()
+            for d in m["details"].values()
+            for p in d["payloads"]
+        )
+        patched += m["markerName"] == "core_patch" and LOCAL_AUDIT_PATCH in data
+        local += m["markerName"] == "core_local_activity" and "write_audit_entries" in data
+    return bool(patched), local
 
 
 def replayer(*workflows: type) -> Replayer:
@@ -39,16 +66,25 @@ def replayer(*workflows: type) -> Replayer:
     )
 
 
-def test_the_main_paths_are_recorded() -> None:
-    assert sorted(p.stem for p in HISTORIES.glob("*.json")) == sorted(EXPECTED)
+@pytest.mark.parametrize("directory", SETS.values(), ids=SETS.keys())
+def test_the_main_paths_are_recorded(directory: Path) -> None:
+    assert sorted(p.stem for p in directory.glob("*.json")) == sorted(EXPECTED)
     for name in EXPECTED:
-        events = json.loads((HISTORIES / f"{name}.json").read_text())["events"]
+        events = json.loads((directory / f"{name}.json").read_text())["events"]
         assert events[-1]["eventType"] == "EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED", name
 
 
 @pytest.mark.parametrize("name", EXPECTED)
-async def test_history_replays(name: str) -> None:
-    result = await replayer().replay_workflow(load(name))
+def test_each_set_records_its_audit_write(name: str) -> None:
+    assert local_audit_writes(HISTORIES, name) == (False, 0)
+    patched, local = local_audit_writes(LOCAL_AUDIT, name)
+    assert patched and local >= 3, (patched, local)
+
+
+@pytest.mark.parametrize("directory", SETS.values(), ids=SETS.keys())
+@pytest.mark.parametrize("name", EXPECTED)
+async def test_history_replays(name: str, directory: Path) -> None:
+    result = await replayer().replay_workflow(load(name, directory))
     assert result.replay_failure is None
 
 
