@@ -69,7 +69,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--variants",
         default="docket,bare",
-        help="lifecycle variants (docket, bare, docket-unsandboxed)",
+        help="lifecycle variants: docket, bare, docket-unsandboxed, bare-unsandboxed,\n"
+        "docket-regular-audit, docket-passthrough-all (bench/worker_proc.py)",
     )
     parser.add_argument("--audit-entries", type=int, help="audit: log size for verify/report")
     parser.add_argument("--append-entries", type=int, help="audit: entries per append run")

@@ -11,6 +11,7 @@ BENCH policy re-checks after 1 s and 2 s and closes the appeal window after 3 s.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -244,6 +245,12 @@ async def history_counts(client: Client, wid: str) -> dict[str, int]:
             name = event.activity_task_scheduled_event_attributes.activity_type.name
             counts[f"activity:{name}"] += 1
             counts["activities"] += 1
+        elif kind == "MARKER_RECORDED":
+            marker = event.marker_recorded_event_attributes
+            if marker.marker_name == "core_local_activity":
+                data = json.loads(marker.details["data"].payloads[0].data)
+                counts[f"activity:local {data['activity_type']}"] += 1
+                counts["local activities"] += 1
         elif kind in ("TIMER_STARTED", "WORKFLOW_EXECUTION_UPDATE_ACCEPTED") or kind in (
             "WORKFLOW_TASK_COMPLETED",
             "UPSERT_WORKFLOW_SEARCH_ATTRIBUTES",
@@ -382,17 +389,27 @@ def tables(summaries: list[Summary], variants: tuple[str, ...]) -> list[Table]:
         rows,
     )
     ratio_rows = []
-    if "docket" in variants and "bare" in variants:
-        for s in summaries:
+    pairs = [
+        (d, b)
+        for d, b in (
+            ("docket", "bare"),
+            ("docket-unsandboxed", "bare-unsandboxed"),
+            ("docket-regular-audit", "bare"),
+        )
+        if d in variants and b in variants
+    ]
+    for s in summaries:
+        for d, b in pairs:
             ratio_rows.append(
                 [
                     s.persistence,
                     str(s.n),
-                    fmt(ratio(s.med("bare", "rate"), s.med("docket", "rate")), 2),
-                    fmt(ratio(s.med("docket", "p50"), s.med("bare", "p50")), 2),
-                    fmt(ratio(s.med("docket", "worker_ms"), s.med("bare", "worker_ms")), 2),
-                    fmt(ratio(s.med("docket", "server_ms"), s.med("bare", "server_ms")), 2),
-                    fmt(ratio(s.med("docket", "rss"), s.med("bare", "rss")), 2),
+                    f"{d} / {b}",
+                    fmt(ratio(s.med(b, "rate"), s.med(d, "rate")), 2),
+                    fmt(ratio(s.med(d, "p50"), s.med(b, "p50")), 2),
+                    fmt(ratio(s.med(d, "worker_ms"), s.med(b, "worker_ms")), 2),
+                    fmt(ratio(s.med(d, "server_ms"), s.med(b, "server_ms")), 2),
+                    fmt(ratio(s.med(d, "rss"), s.med(b, "rss")), 2),
                 ]
             )
     ratios = Table(
@@ -400,6 +417,7 @@ def tables(summaries: list[Summary], variants: tuple[str, ...]) -> list[Table]:
         [
             "store",
             "N",
+            "pair",
             "lc/s (bare÷docket)",
             "update p50",
             "worker CPU/lc",
@@ -422,6 +440,7 @@ def tables(summaries: list[Summary], variants: tuple[str, ...]) -> list[Table]:
                     v,
                     str(h.get("workflow_execution_update_accepted", 0)),
                     str(h.get("activities", 0)),
+                    str(h.get("local activities", 0)),
                     acts,
                     str(h.get("timer_started", 0)),
                     str(h.get("workflow_task_completed", 0)),
@@ -430,7 +449,16 @@ def tables(summaries: list[Summary], variants: tuple[str, ...]) -> list[Table]:
             )
     shape = Table(
         "Shape of one lifecycle (from its history)",
-        ["variant", "updates", "activities", "by type", "timers", "workflow tasks", "events"],
+        [
+            "variant",
+            "updates",
+            "activities",
+            "local activities",
+            "by type",
+            "timers",
+            "workflow tasks",
+            "events",
+        ],
         shape_rows,
     )
     return [main, ratios, shape]
