@@ -115,7 +115,9 @@ class AuthorityRequest:
         self._second_notice_at: datetime | None = None
         self._decided_at: datetime | None = None
         self._local_audit = False  # set by the patch check at the start of `run`
-        self._main_loop_waiting = True  # False while the main loop handles what it received
+        # What can wake the main loop while it waits: "commands" (only a command can),
+        # "anything" (an activity result or a timer too); None while it handles what it got.
+        self._main_loop_wakes_for: str | None = "commands"
         for trigger in HUMAN_TRIGGERS:
             workflow.set_update_handler(
                 trigger,
@@ -136,20 +138,20 @@ class AuthorityRequest:
         await self._record(self.case.plan_submission(now, baseline), local=local)
         while not self.case.closed or self._outbox:
             await self._step()
-        with self._waiting():
+        with self._waiting(commands_only=True):
             await workflow.wait_condition(workflow.all_handlers_finished)
         return self._result()
 
     @contextlib.contextmanager
-    def _waiting(self) -> Iterator[None]:
+    def _waiting(self, *, commands_only: bool = False) -> Iterator[None]:
         """Mark the main loop as waiting for the outside world (an activity, a timer, a
         command). Commands run only then, so whatever the main loop received in a workflow
         task is recorded before any command of that task takes the next sequence number."""
-        self._main_loop_waiting = True
+        self._main_loop_wakes_for = "commands" if commands_only else "anything"
         try:
             yield
         finally:
-            self._main_loop_waiting = False
+            self._main_loop_wakes_for = None
 
     def _clock(self, cause_at: datetime | None) -> tuple[datetime, bool]:
         """The time to stamp a transition with, and whether a local activity may write it.
@@ -198,7 +200,7 @@ class AuthorityRequest:
         if polling and (timeout is None or poll_every < timeout):
             timeout, label = poll_every, f"poll {self.request.platform.id}"
         try:
-            with self._waiting():
+            with self._waiting(commands_only=timeout is None):
                 await workflow.wait_condition(
                     lambda: self._version != version or bool(self._outbox),
                     timeout=timeout,
@@ -358,15 +360,19 @@ class AuthorityRequest:
         The SDK runs Update handlers *before* it hands the task's activity results and fired
         timers to the main loop. A local audit write made in an earlier attempt of this task
         (the worker died before completing it) must be planned again identically, at the same
-        sequence number, even if a command arrived in between. So a handler first waits for a
-        no-op local activity, whose result comes in a later activation, after the main loop
-        has taken this activation's results, and then until the main loop waits again."""
+        sequence number, even if a command arrived in between. So, unless only a command can
+        wake the main loop (no activity or timer pending: nothing in this task can move it),
+        a handler first waits for a no-op local activity, whose result comes in a later
+        activation, after the main loop has taken this activation's results, and then until
+        the main loop waits again."""
+        if self._main_loop_wakes_for == "commands":
+            return
         await workflow.execute_local_activity_method(
             AuditActivities.order_barrier,
             start_to_close_timeout=timedelta(seconds=10),
             summary="let the main loop record first",
         )
-        await workflow.wait_condition(lambda: self._main_loop_waiting)
+        await workflow.wait_condition(lambda: self._main_loop_wakes_for is not None)
 
     def _validator(self, trigger: str) -> Callable[[Any], None]:
         def validator(payload: Any) -> None:
