@@ -29,7 +29,7 @@ import contextlib
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -117,7 +117,7 @@ class AuthorityRequest:
         self._local_audit = False  # set by the patch check at the start of `run`
         # What can wake the main loop while it waits: "commands" (only a command can),
         # "anything" (an activity result or a timer too); None while it handles what it got.
-        self._main_loop_wakes_for: str | None = "commands"
+        self._main_loop_wakes_for: Literal["commands", "anything"] | None = "commands"
         for trigger in HUMAN_TRIGGERS:
             workflow.set_update_handler(
                 trigger,
@@ -321,8 +321,8 @@ class AuthorityRequest:
         )
 
     async def _apply(self, command: Command, *, at: datetime | None = None) -> Receipt:
-        """Apply a command: from an Update (`at` None) or from a platform answer (`at` is when
-        Docket received it)."""
+        """Apply a command: from an Update (`at` None) or from a platform's answer to a poll
+        (`at`: the workflow time at which the main loop asked the platform)."""
         async with self._lock:
             now, local = self._clock(at)
             try:
