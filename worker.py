@@ -202,7 +202,16 @@ async def run_worker() -> int:
 
 
 def main() -> None:
-    sys.exit(asyncio.run(run_worker()))
+    code = asyncio.run(run_worker())
+    # The Temporal runtime's native threads outlive the event loop, and one calling into a
+    # finalizing interpreter aborts the process (seen in CI: SIGABRT instead of exit code 2
+    # after "search attribute missing"). Everything is flushed and closed by now (the audit
+    # writer fsyncs on every batch and was closed above), so skip finalization and exit with
+    # the code we chose.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":
