@@ -66,6 +66,7 @@ __all__ = [
     "AUDIT_ACTIVITY",
     "DEFAULT_QUERY",
     "FINDING_CODES",
+    "LOCAL_ACTIVITY_MARKER",
     "NOTE_CODES",
     "HistoryWrite",
     "LogCopy",

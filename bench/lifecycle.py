@@ -22,6 +22,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
+from audit.reconcile import LOCAL_ACTIVITY_MARKER
 from bench.bare import WORKFLOW_NAME as BARE_WORKFLOW
 from bench.bare import BareInput, BareResult
 from bench.common import Table, fmt, median, percentile, ratio, say
@@ -123,6 +124,11 @@ class Trial:
         return [o.update_rtt * 1000 for o in self.outcomes if o.update_rtt is not None]
 
 
+def is_bare(variant: str) -> bool:
+    """The bare baseline (`bare`, `bare-unsandboxed`), not one of Docket's variants."""
+    return variant.startswith("bare")
+
+
 class Driver:
     """Drives requests of one variant; shared by the lifecycle, memory and updates suites."""
 
@@ -144,7 +150,7 @@ class Driver:
         self.approver = self.ref.actor("tran.thi.binh")
 
     def workflow_id(self, tag: str, i: int) -> str:
-        if self.variant.startswith("bare"):
+        if is_bare(self.variant):
             return f"bare-{tag}-{i}"
         return docket.build_input(
             make_order(self.sim, self.ref, tag, i), self.maker, self.ref
@@ -152,7 +158,7 @@ class Driver:
 
     async def start(self, tag: str, i: int) -> str:
         order = make_order(self.sim, self.ref, tag, i)
-        if self.variant.startswith("bare"):
+        if is_bare(self.variant):
             request = docket.build_input(order, self.maker, self.ref, poll_interval=self.poll)
             wid = f"bare-{tag}-{i}"
             policy = request.policy
@@ -175,7 +181,7 @@ class Driver:
 
     async def is_ready(self, wid: str) -> bool:
         """True once the request accepts its approval (baseline captured, entry durable)."""
-        if self.variant.startswith("bare"):
+        if is_bare(self.variant):
             ready: bool = await self.client.get_workflow_handle(wid).query("is_ready")
             return ready
         state = (await docket.status(self.client, wid))["state"]
@@ -183,7 +189,7 @@ class Driver:
 
     async def approve_once(self, wid: str) -> None:
         """One approve; raises NotReadyError while the request captures its baseline."""
-        if self.variant.startswith("bare"):
+        if is_bare(self.variant):
             try:
                 await self.client.get_workflow_handle(wid).execute_update(
                     "approve", {"reason": "bench"}, id=f"approve-{wid}"
@@ -215,7 +221,7 @@ class Driver:
             return
 
     async def result(self, wid: str) -> None:
-        if self.variant.startswith("bare"):
+        if is_bare(self.variant):
             await self.client.get_workflow_handle(wid, result_type=BareResult).result()
         else:
             await docket.result(self.client, wid)
@@ -247,7 +253,7 @@ async def history_counts(client: Client, wid: str) -> dict[str, int]:
             counts["activities"] += 1
         elif kind == "MARKER_RECORDED":
             marker = event.marker_recorded_event_attributes
-            if marker.marker_name == "core_local_activity":
+            if marker.marker_name == LOCAL_ACTIVITY_MARKER:
                 data = json.loads(marker.details["data"].payloads[0].data)
                 counts[f"activity:local {data['activity_type']}"] += 1
                 counts["local activities"] += 1
@@ -270,7 +276,7 @@ def _client_cpu_ms() -> float:
 
 async def run_trial(server: Server, sim: Simulator, variant: str, n: int, tag: str) -> Trial:
     # docket.submit starts on Docket's own task queue; each trial has a fresh worker process
-    task_queue = f"bench-{variant}-{tag}" if variant.startswith("bare") else TASK_QUEUE
+    task_queue = f"bench-{variant}-{tag}" if is_bare(variant) else TASK_QUEUE
     with WorkerProcess(variant, server, sim, task_queue) as worker:
         client = await connect(server)
         driver = Driver(client, sim, variant, task_queue)

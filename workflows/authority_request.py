@@ -250,10 +250,7 @@ class AuthorityRequest:
 
     async def _record(self, planned: Planned, *, local: bool = False) -> Receipt:
         """Make the entry durable, then apply the transition (fail closed)."""
-        if local:
-            await self._write_audit_local(planned.entry)
-        else:
-            await self._write_audit(planned.entry)
+        await self._write_audit(planned.entry, local=local)
         self.case.commit(planned)
         self._version += 1
         self._quiet_polls = 0
@@ -262,32 +259,34 @@ class AuthorityRequest:
         self._publish()
         return planned.receipt(self.case.request_id)
 
-    async def _write_audit(self, entry: dict[str, Any]) -> None:
+    async def _write_audit(self, entry: dict[str, Any], *, local: bool) -> None:
         """Write one entry durably; nothing follows until it is written.
 
-        A regular activity: the entry is fixed in history when the activity is scheduled, so
-        every retry (even after a worker crash) writes the identical entry. Used for entries
-        stamped with `workflow.now()`, which a re-run task would plan differently."""
+        By a regular activity unless `local`: the entry is then fixed in history when the
+        activity is scheduled, so every retry (even after a worker crash) writes the identical
+        entry; needed for entries stamped with `workflow.now()`, which a re-run task would plan
+        differently. By a local activity when `_clock` allowed it: the entry's content comes
+        from history, so a re-run of this task writes an identical copy, which readers fold. A
+        failing local write keeps the task retrying: the workflow does not advance, and each
+        failed attempt is logged by the worker."""
+        summary = f"audit #{entry['event']['sequence']} {entry['event']['action']}"
+        timeout = timedelta(seconds=30)
+        if local:
+            await workflow.execute_local_activity_method(
+                AuditActivities.write_entries,
+                [entry],
+                start_to_close_timeout=timeout,
+                retry_policy=AUDIT_RETRY,
+                summary=summary,
+            )
+            return
         await workflow.execute_activity_method(
             AuditActivities.write_entries,
             [entry],
-            start_to_close_timeout=timedelta(seconds=30),
+            start_to_close_timeout=timeout,
             heartbeat_timeout=timedelta(seconds=5),
             retry_policy=AUDIT_RETRY,
-            summary=f"audit #{entry['event']['sequence']} {entry['event']['action']}",
-        )
-
-    async def _write_audit_local(self, entry: dict[str, Any]) -> None:
-        """Write one entry durably with a local activity (only for an entry `_clock` allowed:
-        its content comes from history, so a re-run of this task writes an identical copy,
-        which readers fold). A failing write keeps the task retrying: the workflow does not
-        advance, and each failed attempt is logged by the worker."""
-        await workflow.execute_local_activity_method(
-            AuditActivities.write_entries,
-            [entry],
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=AUDIT_RETRY,
-            summary=f"audit #{entry['event']['sequence']} {entry['event']['action']}",
+            summary=summary,
         )
 
     def _after(self, planned: Planned) -> None:

@@ -16,7 +16,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.audit import AuditActivities
 from audit.reconcile import reconcile
-from audit.verify import verify_paths
+from audit.verify import VerifyResult, verify_paths
 from audit_temporal.reconcile_helpers import (
     KilledRun,
     Stack,
@@ -83,6 +83,17 @@ async def test_audit_write_fails_after_writing(
     assert dict(rec.by_status) == {"completed": 1}
 
 
+def assert_rewritten_identically(run: KilledRun) -> VerifyResult:
+    """The killed write and its re-run wrote the same entry: two copies of it, one distinct
+    entry per event.id, and the log verifies against the workflow's anchors."""
+    rid = run.request_id
+    assert copies_by_id(run.audit_dir, rid)[run.killed_event_id] == 2
+    assert_one_per_event_id(run.audit_dir, rid, run.result.audit_count)
+    verified = verify_paths([run.audit_dir], anchors=run.anchors)
+    assert verified.findings == [], verified.findings
+    return verified
+
+
 async def test_worker_killed_after_durable_write(killed_run: KilledRun, rc_client: Client) -> None:
     """`delivered` is written by a local activity (its time comes from history): the kill
     leaves the workflow task unfinished, its next attempt writes the identical entry."""
@@ -105,11 +116,7 @@ async def test_worker_killed_after_durable_write(killed_run: KilledRun, rc_clien
     # Two worker processes wrote; the killed one's write of #3 and the retry's are identical.
     segments = sorted(run.audit_dir.glob("*.jsonl"))
     assert len(segments) >= 2
-    assert copies_by_id(run.audit_dir, rid)[run.killed_event_id] == 2
-    assert_one_per_event_id(run.audit_dir, rid, n)
-
-    verified = verify_paths([run.audit_dir], anchors=run.anchors)
-    assert verified.findings == []
+    verified = assert_rewritten_identically(run)
     assert verified.duplicates_dropped >= 1
     assert verified.entries == n
 
@@ -126,12 +133,10 @@ async def test_worker_killed_after_an_updates_durable_write(
     """`approve` comes from an Update, stamped with workflow.now(): a regular activity writes
     it, so the retry after the kill is a later attempt of the same activity, same input."""
     run = await run_killed_worker(rc_stack, rc_client, tmp_path, kill_after="approve")
-    rid, n = run.request_id, run.result.audit_count
+    rid = run.request_id
     assert run.result.outcome == "complied", run.logs
     assert run.killed_event_id == f"{rid}:2"
-    assert copies_by_id(run.audit_dir, rid)[run.killed_event_id] == 2
-    assert_one_per_event_id(run.audit_dir, rid, n)
-    assert verify_paths([run.audit_dir], anchors=run.anchors).findings == []
+    assert_rewritten_identically(run)
     rec = await reconcile(rc_client, [str(run.audit_dir)], workflow_ids=[rid])
     assert rec.findings == [] and rec.notes == [], rec.render_text()
     assert rec.retried_writes >= 1  # the history shows the write of #2 on a later attempt
@@ -149,12 +154,9 @@ async def test_command_arriving_while_a_local_write_is_unfinished(
     run = await run_killed_worker(
         rc_stack, rc_client, tmp_path, kill_after="acknowledge", command_while_down=withdraw
     )
-    rid, n = run.request_id, run.result.audit_count
+    rid = run.request_id
     assert run.killed_event_id == f"{rid}:4", run.logs  # submit, approve, delivered, ack
-    assert copies_by_id(run.audit_dir, rid)[run.killed_event_id] == 2
-    assert_one_per_event_id(run.audit_dir, rid, n)
-    verified = verify_paths([run.audit_dir], anchors=run.anchors)
-    assert verified.findings == [], verified.findings
+    assert_rewritten_identically(run)
     actions = [e["event"]["action"] for e in timeline_of(run.audit_dir, rid)]
     assert actions[3] == "acknowledge", actions
     # The command ran after the platform's report: applied, or refused naming the state.
