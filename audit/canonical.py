@@ -35,7 +35,9 @@ class CanonicalError(ValueError):
         self.problem = problem
 
 
-def _check(value: Any, path: str) -> None:
+def _check(value: Any, trail: list[str | int]) -> None:
+    # `trail` holds the keys down to `value`; the path string is built only for an error,
+    # since every audit entry passes through here (in the workflow, for its hash).
     # bool before int: bool is a subclass of int.
     if value is None or value is True or value is False:
         return
@@ -44,37 +46,47 @@ def _check(value: Any, path: str) -> None:
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
-            raise CanonicalError(path, "string is not valid Unicode (lone surrogate)") from None
+            raise _error(trail, "string is not valid Unicode (lone surrogate)") from None
         return
     if t is int:
         if -MAX_SAFE_INT <= value <= MAX_SAFE_INT:
             return
-        raise CanonicalError(path, f"integer {value} outside +/-2**53")
+        raise _error(trail, f"integer {value} outside +/-2**53")
     if t is dict:
         for k, v in value.items():
             if type(k) is not str:
-                raise CanonicalError(path, f"object key {k!r} is not a string")
+                raise _error(trail, f"object key {k!r} is not a string")
             if not k.isascii():
-                raise CanonicalError(path, f"object key {k!r} is not ASCII")
-            _check(v, f"{path}.{k}")
+                raise _error(trail, f"object key {k!r} is not ASCII")
+            trail.append(k)
+            _check(v, trail)
+            trail.pop()
         return
     if t is list or t is tuple:
         for i, v in enumerate(value):
-            _check(v, f"{path}[{i}]")
+            trail.append(i)
+            _check(v, trail)
+            trail.pop()
         return
     if isinstance(value, float):
-        raise CanonicalError(path, f"float {value!r} not allowed (use an int or a string)")
-    raise CanonicalError(path, f"type {type(value).__name__} not allowed")
+        raise _error(trail, f"float {value!r} not allowed (use an int or a string)")
+    raise _error(trail, f"type {type(value).__name__} not allowed")
+
+
+def _error(trail: list[str | int], problem: str) -> CanonicalError:
+    root = str(trail[0])
+    path = root + "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in trail[1:])
+    return CanonicalError(path, problem)
 
 
 def check_canonicalizable(value: Any, path: str = "$") -> None:
     """Raise CanonicalError (naming the path) unless ``value`` is in the pinned subset."""
-    _check(value, path)
+    _check(value, [path])
 
 
 def canonical(value: Any) -> bytes:
     """The canonical UTF-8 bytes of ``value`` (equal to RFC 8785 JCS on the allowed subset)."""
-    _check(value, "$")
+    _check(value, ["$"])
     return json.dumps(
         value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     ).encode("utf-8")

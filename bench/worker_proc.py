@@ -25,7 +25,7 @@ from pathlib import Path
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
+from temporalio.worker import Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 import worker as docket_worker
@@ -34,6 +34,7 @@ from activities.platform import PlatformActivities, PlatformEndpoint
 from audit.writer import AuditWriter
 from bench.bare import BareRequest
 from bench.experiments import AuthorityRequestRegularAudit
+from bench.lifecycle import is_bare
 from platform_sim.scenarios import markers_for
 from workflows import AuthorityRequest
 
@@ -59,16 +60,19 @@ def build(
         return docket_worker.build_worker(
             client, platforms=platforms, writer=writer, task_queue=task_queue
         )
-    restrictions = SandboxRestrictions.default.with_passthrough_modules(*docket_worker.PASSTHROUGH)
-    if "passthrough-all" in variant:
-        restrictions = restrictions.with_passthrough_all_modules()
-    runner: WorkflowRunner = (
-        UnsandboxedWorkflowRunner()
-        if "unsandboxed" in variant
-        else SandboxedWorkflowRunner(restrictions=restrictions)
+    # the same runner as Docket's worker (sandbox, passthrough, each workflow module compiled
+    # once per process), for the bare workflow's module too
+    runner: WorkflowRunner = docket_worker.workflow_runner(
+        sandboxed="unsandboxed" not in variant,
+        workflow_packages=("bench",) if is_bare(variant) else docket_worker.WORKFLOW_PACKAGES,
     )
+    if "passthrough-all" in variant:
+        restrictions = SandboxRestrictions.default.with_passthrough_modules(
+            *docket_worker.PASSTHROUGH
+        ).with_passthrough_all_modules()
+        runner = SandboxedWorkflowRunner(restrictions=restrictions)
     cache = 1000 if max_cached is None else max_cached  # the SDK default is 1000
-    if variant.startswith("bare"):
+    if is_bare(variant):
         return Worker(
             client,
             task_queue=task_queue,

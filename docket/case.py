@@ -9,9 +9,8 @@ code, so a command that would be refused leaves no trace.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -209,6 +208,22 @@ class CaseFacts(GuardFacts):
     delivery_error: str | None = None
     sla_breached: bool = False
 
+    def for_planning(self) -> CaseFacts:
+        """A copy that planning may change without touching these facts.
+
+        Planning assigns fields, replaces item records' JSON values (claims, baselines,
+        observations) and adds observations and appeals; it never edits a JSON value in place.
+        So the containers it changes are new, and the immutable values (the policy, JSON
+        records) are shared: a fraction of the cost of a deep copy, in every transition."""
+        return replace(
+            self,
+            items={
+                item_id: replace(item, observations=dict(item.observations))
+                for item_id, item in self.items.items()
+            },
+            appeals=[replace(appeal) for appeal in self.appeals],
+        )
+
     # guards (see docket.lifecycle.GUARDS)
     def all_items_decided(self) -> bool:
         return all(item.decided for item in self.items.values())
@@ -317,7 +332,7 @@ class Case:
     # --- planning -------------------------------------------------------------------------
 
     def plan_submission(self, now: datetime, baseline: Sequence[Evidence]) -> Planned:
-        facts = copy.deepcopy(self.facts)
+        facts = self.facts.for_planning()
         for evidence in baseline:
             facts.items[evidence.item_id].baseline = evidence.model_dump(mode="json")
         order = self.request.order
@@ -387,7 +402,7 @@ class Case:
                 state,
                 actor.roles,
             )
-        facts = copy.deepcopy(self.facts)
+        facts = self.facts.for_planning()
         extra = self._apply_command(command, facts, now, state)
         return self._fire(trigger, facts, actor, command.reason, now, **extra)
 
@@ -406,7 +421,7 @@ class Case:
         state = self.current
         if state not in sources_for(trigger):  # before touching facts (e.g. a late timer)
             raise CommandRejected(str(InvalidTransition(trigger, state)), state)
-        facts = copy.deepcopy(self.facts)
+        facts = self.facts.for_planning()
         for key, value in (change or {}).items():
             setattr(facts, key, value)
         evidence_json = [e.model_dump(mode="json") for e in evidence]

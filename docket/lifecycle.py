@@ -438,6 +438,9 @@ class GuardFacts:
         raise NotImplementedError
 
 
+_NO_FACTS = GuardFacts()  # what the lifecycle's cursor holds between questions
+
+
 @dataclass
 class _Cursor:
     """The model `transitions` drives: a state plus the facts its guards read."""
@@ -484,18 +487,21 @@ class Lifecycle:
                 conditions=[_guard_callable(g) for g in spec.guards],
                 after=_recorder(spec),
             )
+        # One model for every question: binding a model to the machine is the costly part.
+        self._cursor = _Cursor(state=INITIAL.value, facts=_NO_FACTS)
+        self._machine.add_model(self._cursor, initial=INITIAL.value)
 
     def next_state(self, state: State | str, trigger: str, facts: GuardFacts) -> TransitionSpec:
         """The row that `trigger` would take from `state` given `facts` (nothing mutates)."""
         state = State(state)
         if trigger not in TRIGGERS or state not in sources_for(trigger):
             raise InvalidTransition(trigger, state)
-        cursor = _Cursor(state=state.value, facts=facts)
-        self._machine.add_model(cursor, initial=state.value)
+        cursor = self._cursor
+        cursor.state, cursor.facts, cursor.fired = state.value, facts, []
         try:
             getattr(cursor, trigger)()
         finally:
-            self._machine.remove_model(cursor)
+            cursor.facts = _NO_FACTS  # hold no reference to the caller's facts
         if not cursor.fired:  # every row's guards failed: the table has no fallback here
             raise InvalidTransition(trigger, state)
         return cursor.fired[-1]

@@ -1,7 +1,9 @@
-"""The worker refuses to start, with the command to fix it, when search attributes are missing."""
+"""The worker: refuses to start, with the command to fix it, when search attributes are missing;
+reads secrets from the environment only; compiles each workflow module once per process."""
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
@@ -11,11 +13,20 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from docket.devserver import find_binary
 from docket.reference import default_reference
 from docket.temporal_names import SEARCH_ATTRIBUTES
-from worker import WorkerSetupError, check_search_attributes, platform_endpoints
+from worker import (
+    WORKFLOW_PACKAGES,
+    WorkerSetupError,
+    _CompileOnceFinder,
+    _CompileOnceLoader,
+    check_search_attributes,
+    platform_endpoints,
+    workflow_runner,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -73,3 +84,46 @@ def test_secrets_come_from_the_environment_only() -> None:
     assert endpoints["youtube"].secret == b""  # probes still work; API calls fail clearly
     assert "fb-secret" not in repr(endpoints["facebook"])
     assert "tiktok" in endpoints  # no API: needs no secret
+
+
+def test_a_workflow_module_is_compiled_once_per_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sandbox imports the workflow module afresh for every run; without bytecode files
+    (PYTHONDONTWRITEBYTECODE) each import compiled the source again."""
+    package = tmp_path / "wfpkg_compile_once"
+    package.mkdir()
+    module = package / "__init__.py"
+    module.write_text("VALUE = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    finder = _CompileOnceFinder(["wfpkg_compile_once"])
+    monkeypatch.setattr(sys, "meta_path", [finder, *sys.meta_path])
+    compiled: list[str] = []
+    real = importlib.machinery.SourceFileLoader.source_to_code
+
+    def counting(self: object, data: bytes, path: str, **kwargs: int) -> object:
+        compiled.append(path)
+        return real(self, data, path, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(importlib.machinery.SourceFileLoader, "source_to_code", counting)
+
+    def fresh_import() -> int:
+        sys.modules.pop("wfpkg_compile_once", None)
+        imported = importlib.import_module("wfpkg_compile_once")
+        assert isinstance(imported.__spec__.loader, _CompileOnceLoader)  # type: ignore[union-attr]
+        return int(imported.VALUE)
+
+    assert [fresh_import() for _ in range(3)] == [1, 1, 1]
+    assert compiled == [str(module)]  # three imports, one compile
+    module.write_text("VALUE = 2\n")  # an edited source is compiled again, not served stale
+    assert fresh_import() == 2
+    assert compiled == [str(module), str(module)]
+    sys.modules.pop("wfpkg_compile_once", None)
+
+
+def test_the_sandboxed_runner_installs_one_finder_for_the_workflow_modules() -> None:
+    runners = [workflow_runner(sandboxed=True) for _ in range(2)]
+    assert all(isinstance(r, SandboxedWorkflowRunner) for r in runners)
+    finders = [f for f in sys.meta_path if isinstance(f, _CompileOnceFinder)]
+    assert [f.packages for f in finders].count(frozenset(WORKFLOW_PACKAGES)) == 1

@@ -515,6 +515,8 @@ def test_random_sequences_keep_the_invariants(data: st.DataObject, policy: str) 
             assert _snapshot(case) == before  # a refusal leaves no trace
             assert f"state is '{state.value}'" in str(exc)
             continue
+        # planning works on a copy (CaseFacts.for_planning): the case is as it was until commit
+        assert _snapshot(case) == before, "planning changed the committed case"
         # -- a planned transition obeys the table --
         assert state is not State.CLOSED, "no trigger leaves closed"
         assert planned.from_state is state
