@@ -89,6 +89,9 @@ POLLED = frozenset(
 )
 
 
+_UNSET = object()  # a search attribute never upserted by this run
+
+
 @dataclass(frozen=True)
 class Deadline:
     at: datetime
@@ -115,6 +118,7 @@ class AuthorityRequest:
         self._second_notice_at: datetime | None = None
         self._decided_at: datetime | None = None
         self._local_audit = False  # set by the patch check at the start of `run`
+        self._published: dict[str, Any] = {}  # search attribute values last upserted
         # What can wake the main loop while it waits: "commands" (only a command can),
         # "anything" (an activity result or a timer too); None while it handles what it got.
         self._main_loop_wakes_for: Literal["commands", "anything"] | None = "commands"
@@ -706,22 +710,33 @@ class AuthorityRequest:
         facts = case.facts
         state = case.current
         order = self.request.order
+        values: dict[str, Any] = {
+            names.REQUEST_STATE.name: state.value,
+            names.PLATFORM.name: order.platform,
+            names.AUTHORITY.name: order.authority,
+            names.LEGAL_BASIS.name: order.legal_bases[0].basis,
+            names.CATEGORIES.name: list(order.categories),
+            names.SLA_BREACHED.name: facts.sla_breached,
+            names.DUE_AT.name: facts.due_at,
+            names.OUTCOME.name: case.outcome.value if case.outcome else None,
+        }
+        # every key the first time, then the ones that changed (and the state, so that every
+        # transition still upserts): converting unchanged values is most of an upsert's cost
+        changed = [
+            key
+            for key in names.SEARCH_ATTRIBUTES
+            if key is names.REQUEST_STATE
+            or self._published.get(key.name, _UNSET) != values[key.name]
+        ]
         workflow.upsert_search_attributes(
             [
-                names.REQUEST_STATE.value_set(state.value),
-                names.PLATFORM.value_set(order.platform),
-                names.AUTHORITY.value_set(order.authority),
-                names.LEGAL_BASIS.value_set(order.legal_bases[0].basis),
-                names.CATEGORIES.value_set(list(order.categories)),
-                names.SLA_BREACHED.value_set(facts.sla_breached),
-                names.DUE_AT.value_set(facts.due_at)
-                if facts.due_at
-                else names.DUE_AT.value_unset(),
-                names.OUTCOME.value_set(case.outcome.value)
-                if case.outcome
-                else names.OUTCOME.value_unset(),
+                key.value_set(values[key.name])
+                if values[key.name] is not None
+                else key.value_unset()
+                for key in changed
             ]
         )
+        self._published = values
         workflow.set_current_details(self._details())
         if case.closed:
             anchor = case.chain.anchor().to_dict()
