@@ -9,6 +9,7 @@ code, so a command that would be refused leaves no trace.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -457,6 +458,14 @@ class Case:
             evidence=evidence_json or None,
             data=data_out or None,
         )
+
+    def fork(self) -> Case:
+        """A twin to plan several transitions in a row on (commit each to the twin), so they
+        can be written together before any of them is committed here. Planning never changes
+        the facts it starts from, so the twin shares them until its first commit."""
+        twin = copy.copy(self)
+        twin.timeline = list(self.timeline)
+        return twin
 
     def commit(self, planned: Planned) -> None:
         self.facts = planned.facts

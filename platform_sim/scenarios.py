@@ -203,6 +203,9 @@ def parse_slug(slug: str) -> SlugKnobs:
             request["ack_after_second_notice"] = True
         elif token == "slowack":
             request["slowack"] = True
+        elif token == "prompt":  # acknowledged and decided at once: one poll sees both
+            request["ack_delay"] = 0.0
+            request["decide_delay"] = 0.0
         elif token == "info":
             request["info_request"] = DEFAULT_INFO_REQUEST
         elif counted:

@@ -411,6 +411,11 @@ async def comply(d: Driver) -> Run:
     return await d.finish(await d.start("comply", ["remove.marker--post"]))
 
 
+async def prompt(d: Driver) -> Run:
+    """Acknowledged and decided the moment the order arrives: one poll reports both."""
+    return await d.finish(await d.start("prompt", ["prompt.remove.marker--post"]))
+
+
 async def partial(d: Driver) -> Run:
     return await d.finish(await d.start("partial", ["remove--a", "decline--b"]))
 
@@ -532,6 +537,7 @@ SCENARIOS: dict[str, Callable[[Driver], Coroutine[Any, Any, Run]]] = {
     f.__name__: f
     for f in (
         comply,
+        prompt,
         partial,
         decline,
         ignore,

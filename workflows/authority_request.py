@@ -79,6 +79,9 @@ NOTICE_RETRY = RetryPolicy(
 # Running workflows started before this change keep writing every entry with a regular
 # activity stamped with `workflow.now()` (their histories must replay unchanged).
 LOCAL_AUDIT_PATCH = "audit-local-write-at-cause-time"
+# Running workflows started before this change write each transition a poll reports on its
+# own; from this change on, the transitions of one poll are written together.
+ONE_WRITE_PER_POLL_PATCH = "audit-one-write-per-poll"
 
 POLL_BACKOFF_DOUBLINGS = 6
 POLL_BACKOFF_CAP = timedelta(hours=1)
@@ -254,31 +257,39 @@ class AuthorityRequest:
 
     async def _record(self, planned: Planned, *, local: bool = False) -> Receipt:
         """Make the entry durable, then apply the transition (fail closed)."""
-        await self._write_audit(planned.entry, local=local)
-        self.case.commit(planned)
-        self._version += 1
+        return (await self._record_all([planned], local=local))[0]
+
+    async def _record_all(self, batch: Sequence[Planned], *, local: bool) -> list[Receipt]:
+        """Make the entries of transitions planned in a row durable in one write, then apply
+        them in order (fail closed: none is applied unless all are written)."""
+        await self._write_audit([planned.entry for planned in batch], local=local)
+        for planned in batch:
+            self.case.commit(planned)
+            self._version += 1
+            self._after(planned)
         self._quiet_polls = 0
         self._entered_at = workflow.now()
-        self._after(planned)
         self._publish()
-        return planned.receipt(self.case.request_id)
+        return [planned.receipt(self.case.request_id) for planned in batch]
 
-    async def _write_audit(self, entry: dict[str, Any], *, local: bool) -> None:
-        """Write one entry durably; nothing follows until it is written.
+    async def _write_audit(self, entries: list[dict[str, Any]], *, local: bool) -> None:
+        """Write entries durably, in one write; nothing follows until they are written.
 
-        By a regular activity unless `local`: the entry is then fixed in history when the
-        activity is scheduled, so every retry (even after a worker crash) writes the identical
-        entry; needed for entries stamped with `workflow.now()`, which a re-run task would plan
-        differently. By a local activity when `_clock` allowed it: the entry's content comes
-        from history, so a re-run of this task writes an identical copy, which readers fold. A
-        failing local write keeps the task retrying: the workflow does not advance, and each
-        failed attempt is logged by the worker."""
-        summary = f"audit #{entry['event']['sequence']} {entry['event']['action']}"
+        By a regular activity unless `local`: the entries are then fixed in history when the
+        activity is scheduled, so every retry (even after a worker crash) writes identical
+        entries; needed for entries stamped with `workflow.now()`, which a re-run task would
+        plan differently. By a local activity when `_clock` allowed it: the entries' content
+        comes from history, so a re-run of this task writes an identical copy, which readers
+        fold. A failing local write keeps the task retrying: the workflow does not advance, and
+        each failed attempt is logged by the worker."""
+        first, last = entries[0]["event"], entries[-1]["event"]
+        numbers = f"#{first['sequence']}" + (f"-#{last['sequence']}" if last is not first else "")
+        summary = f"audit {numbers} {', '.join(e['event']['action'] for e in entries)}"
         timeout = timedelta(seconds=30)
         if local:
             await workflow.execute_local_activity_method(
                 AuditActivities.write_entries,
-                [entry],
+                entries,
                 start_to_close_timeout=timeout,
                 retry_policy=AUDIT_RETRY,
                 summary=summary,
@@ -286,7 +297,7 @@ class AuthorityRequest:
             return
         await workflow.execute_activity_method(
             AuditActivities.write_entries,
-            [entry],
+            entries,
             start_to_close_timeout=timeout,
             heartbeat_timeout=timedelta(seconds=5),
             retry_policy=AUDIT_RETRY,
@@ -333,6 +344,27 @@ class AuthorityRequest:
             except CommandRejected as exc:  # the state moved since validation
                 raise _rejection(exc) from None
             return await self._record(planned, local=local)
+
+    async def _apply_in_one_write(self, commands: Sequence[Command], *, at: datetime) -> None:
+        """Apply what one answer of the platform reports (e.g. acknowledged *and* decided):
+        each command planned on the state the previous one leads to, all entries written
+        together, then committed. One write instead of one per transition, and the log never
+        holds half of one answer. A command the state no longer allows is skipped, as when
+        they are applied one by one."""
+        async with self._lock:
+            now, local = self._clock(at)
+            twin = self.case.fork()
+            batch: list[Planned] = []
+            for command in commands:
+                try:
+                    planned = twin.plan_command(command, now)
+                except CommandRejected as exc:
+                    workflow.logger.info("platform report not applied: %s", _rejection(exc))
+                    continue
+                twin.commit(planned)
+                batch.append(planned)
+            if batch:
+                await self._record_all(batch, local=local)
 
     async def _fire(
         self, trigger: str, reason: str, *, at: datetime | None, **kwargs: Any
@@ -537,6 +569,9 @@ class AuthorityRequest:
             return
         commands = self._commands_from(status)
         self._quiet_polls = 0 if commands else self._quiet_polls + 1
+        if len(commands) > 1 and workflow.patched(ONE_WRITE_PER_POLL_PATCH):
+            await self._apply_in_one_write(commands, at=asked_at)
+            return
         for command in commands:
             try:
                 await self._apply(command, at=asked_at)

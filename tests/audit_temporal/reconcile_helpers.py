@@ -99,8 +99,9 @@ def make_stack(address: str) -> Iterator[Stack]:
         yield Stack(address, sim, secret, reference_with_policy())
 
 
-def make_order(stack: Stack, tag: str) -> Order:
-    """A one-item order that the simulator removes (and our probe confirms)."""
+def make_order(stack: Stack, tag: str, tokens: str = "remove.marker") -> Order:
+    """A one-item order that the simulator removes (and our probe confirms); `tokens` are the
+    simulator's slug tokens (docs/platform-protocol.md)."""
     raw: dict[str, Any] = {
         "authority": "mst",
         "reference": f"rc-{tag}-{secrets.token_hex(3)}",
@@ -116,7 +117,7 @@ def make_order(stack: Stack, tag: str) -> Order:
         "items": [
             {
                 "item_id": "i1",
-                "url": stack.sim.content_url(PLATFORM, f"remove.marker--{tag}"),
+                "url": stack.sim.content_url(PLATFORM, f"{tokens}--{tag}"),
                 "content_type": "post",
                 "category": "impersonation",
                 "reason": "Mạo danh lãnh đạo nhà nước.",
@@ -126,11 +127,11 @@ def make_order(stack: Stack, tag: str) -> Order:
     return validate_order(raw, stack.reference)
 
 
-async def submit(client: Client, stack: Stack, tag: str) -> str:
+async def submit(client: Client, stack: Stack, tag: str, tokens: str = "remove.marker") -> str:
     ref = stack.reference
     sub = await docket.submit(
         client,
-        make_order(stack, tag),
+        make_order(stack, tag, tokens),
         submitted_by=ref.actor("nguyen.van.an"),
         reference=ref,
         poll_interval=timedelta(seconds=1),
@@ -281,6 +282,7 @@ async def run_killed_worker(
     *,
     kill_after: str,
     command_while_down: Command | None = None,
+    tokens: str = "remove.marker",
 ) -> KilledRun:
     """Submit and approve a request under a worker that SIGKILLs itself right after the entry
     of `kill_after` is durable; then (optionally) send `command_while_down`, so that it reaches
@@ -300,7 +302,7 @@ async def run_killed_worker(
     killer = _spawn([str(HERE / "kill_worker.py")], killer_env, tmp / "kill_worker.log")
     normal: subprocess.Popen[bytes] | None = None
     try:
-        rid = await submit(client, stack, f"kill-{kill_after}")
+        rid = await submit(client, stack, f"kill-{kill_after}", tokens)
         await wait_state(client, rid, "pending_approval", timeout=60)
         before = await reconcile(client, [str(audit_dir)], workflow_ids=[rid])
         # In the background: when the kill is in approve's own write, its receipt needs the

@@ -169,6 +169,30 @@ async def test_command_arriving_while_a_local_write_is_unfinished(
     assert rec.findings == [], rec.render_text()
 
 
+async def test_worker_killed_after_one_write_of_two_transitions(
+    rc_stack: Stack, rc_client: Client, tmp_path: Path
+) -> None:
+    """The platform acknowledged and decided before the first poll: `acknowledge` and
+    `report_effect` are written by one local activity. The worker dies right after that
+    write; the task's next attempt plans and writes the identical pair."""
+    run = await run_killed_worker(
+        rc_stack, rc_client, tmp_path, kill_after="acknowledge", tokens="prompt.remove.marker"
+    )
+    rid = run.request_id
+    assert run.result.outcome == "complied", run.logs
+    assert run.killed_event_id == f"{rid}:4", run.logs  # submit, approve, delivered, ack
+    # what the killed worker left: both entries of the one write, none committed yet
+    assert [(x.code, x.sequence) for x in run.after_kill.notes] == [
+        ("in_flight_entry", 4),
+        ("in_flight_entry", 5),
+    ], run.after_kill.render_text()
+    assert_rewritten_identically(run)
+    actions = [e["event"]["action"] for e in timeline_of(run.audit_dir, rid)]
+    assert actions[3:5] == ["acknowledge", "report_effect"], actions
+    rec = await reconcile(rc_client, [str(run.audit_dir)], workflow_ids=[rid])
+    assert rec.findings == [] and rec.notes == [], rec.render_text()
+
+
 async def test_merging_segments_twice_gives_the_same_result(
     killed_run: KilledRun, rc_client: Client, tmp_path: Path
 ) -> None:

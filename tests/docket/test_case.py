@@ -810,3 +810,26 @@ def test_closed_accepts_nothing() -> None:
     assert str(info.value) == (
         "'withdraw' is not allowed in state 'closed' (state is 'closed'; allowed now: nothing)"
     )
+
+
+# --- several transitions planned in a row (one platform answer) ----------------------------
+
+
+def test_a_fork_plans_in_a_row_and_leaves_the_case_as_it_was() -> None:
+    d = Driver(fb_request()).to_awaiting_ack()
+    case = d.case
+    before = snapshot(case)
+    twin = case.fork()
+    ack = twin.plan_command(Acknowledge(actor=LIAISON, reason="Received"), d.now)
+    twin.commit(ack)
+    effect = twin.plan_command(
+        ReportEffect(actor=LIAISON, reason="Done", effects=tuple(removed(i) for i in ITEMS)),
+        d.now,
+    )
+    twin.commit(effect)
+    assert snapshot(case) == before  # nothing reaches the case before it commits
+    assert effect.from_state is State.ACKNOWLEDGED and effect.to_state is State.VERIFYING
+    assert effect.entry["prev_hash"] == ack.entry["hash"]
+    for planned in (ack, effect):  # committed in order, the case ends where the twin did
+        case.commit(planned)
+    assert snapshot(case) == snapshot(twin)

@@ -7,8 +7,10 @@ simulator (the same drivers as the integration tests), then saves each run's
 `WorkflowHistory.to_json()` as OUT_DIR/<path>.json (default: tests/histories/). Never
 overwrite a committed set: each set is what running workflows of its time look like, and
 today's code must replay them all. After a change made behind `workflow.patched`, record a new
-set into its own directory (tests/histories/local-audit/ is the set recorded after
-`audit-local-write-at-cause-time`) and add it to tests/workflows/test_replay.py.
+set into its own directory and add it to tests/workflows/test_replay.py:
+tests/histories/local-audit/ was recorded after `audit-local-write-at-cause-time`,
+tests/histories/one-write-per-poll/ after `audit-one-write-per-poll` (with the `prompt` path,
+whose first poll reports the acknowledgment and the decision together).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from docket_harness import (  # noqa: E402
     liar,
     make_simulator,
     new_secrets,
+    prompt,
     start_dev_env,
 )
 
@@ -45,6 +48,7 @@ PATHS = {
     "unresponsive": ignore,  # no answer: second notice, unresponsive, escalated
     "appeal_reversed": appeal,  # removal appealed by the content owner, reversed, reinstated
     "disputed": liar,  # platform claims removal, probes disagree, re-notified, then complied
+    "prompt": prompt,  # acknowledged and decided before the first poll: one write for both
 }
 
 

@@ -31,6 +31,7 @@ from docket_harness import (
 )
 
 from audit.entry import AuditAnchor
+from audit.reconcile import local_audit_writes
 from audit.verify import verify_paths
 from docket import client as docket
 
@@ -102,6 +103,33 @@ async def test_comply_full_lifecycle(runs: dict[str, asyncio.Task[Run]]) -> None
     assert platform_ack(run.timeline)["user"]["id"] == "platform:facebook"
     assert run.seen["closed"]["sla_breached"] is False
     assert {ev["observation"] for ev in evidence(run.timeline).values()} == {"removed"}
+
+
+async def test_one_poll_reporting_ack_and_effect_is_one_write(
+    runs: dict[str, asyncio.Task[Run]], dev_stack: Stack
+) -> None:
+    run = await finished(runs, "prompt")
+    assert closed(run) == ("closed", "complied")
+    ack, effect = (
+        next(e for e in run.timeline if e["event"]["action"] == a)
+        for a in ("acknowledge", "report_effect")
+    )
+    assert effect["event"]["sequence"] == ack["event"]["sequence"] + 1
+    assert effect["prev_hash"] == ack["hash"]
+    # stamped with the time the main loop asked the platform: the same for both
+    assert effect["@timestamp"] == ack["@timestamp"]
+    history = await dev_stack.client.get_workflow_handle(run.rid).fetch_history()
+    converter = dev_stack.client.data_converter
+    writes = [w for ev in history.events for w in await local_audit_writes(converter, ev)]
+    by_marker: dict[int, list[int]] = {}
+    for w in writes:
+        by_marker.setdefault(w.scheduled_event_id, []).append(w.sequence)
+    pair = [ack["event"]["sequence"], effect["event"]["sequence"]]
+    assert pair in by_marker.values(), by_marker  # one local activity wrote both
+    assert all(len(seqs) == 1 for seqs in by_marker.values() if seqs != pair)
+    # and the log holds both, once each, chained
+    logged = audit_entries(dev_stack.audit_dir, run.rid)
+    assert [e["event"]["sequence"] for e in logged] == list(range(1, len(logged) + 1))
 
 
 async def test_partial_compliance(runs: dict[str, asyncio.Task[Run]]) -> None:
@@ -262,7 +290,7 @@ async def test_wrong_secret_ends_in_delivery_failed(
     failed = run.seen["delivery_failed"]
     assert failed["ticket"] is None
     assert "bad signature" in failed["delivery_error"]
-    logged = [e for e in audit_entries(dev_stack.audit_dir, run.rid)]
+    logged = audit_entries(dev_stack.audit_dir, run.rid)
     entry = next(e for e in logged if e["event"]["action"] == "delivery_failed")
     assert "bad signature" in entry["event"]["reason"]
     assert "bad signature" in entry["docket"]["data"]["error"]

@@ -2,8 +2,10 @@
 AuthorityRequest, with the worker's own sandbox runner: a change that would break running
 workflows (different commands for the same history) fails here.
 
-Two sets: tests/histories/*.json were recorded before the local audit write (every entry by a
-regular activity), tests/histories/local-audit/*.json after it (`LOCAL_AUDIT_PATCH`)."""
+Three sets: tests/histories/*.json were recorded before the local audit write (every entry by
+a regular activity), tests/histories/local-audit/*.json after it (`LOCAL_AUDIT_PATCH`), and
+tests/histories/one-write-per-poll/*.json after a poll's transitions were written together
+(`ONE_WRITE_PER_POLL_PATCH`; its `prompt` path has such a poll)."""
 
 from __future__ import annotations
 
@@ -17,73 +19,85 @@ from temporalio import workflow
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from docket import temporal_names as names
 from docket.case import RequestInput, RequestResult
-from worker import PASSTHROUGH
+from worker import workflow_runner
 from workflows import AuthorityRequest
-from workflows.authority_request import LOCAL_AUDIT_PATCH
+from workflows.authority_request import LOCAL_AUDIT_PATCH, ONE_WRITE_PER_POLL_PATCH
 
 HISTORIES = Path(__file__).resolve().parent.parent / "histories"
 LOCAL_AUDIT = HISTORIES / "local-audit"
+ONE_WRITE = HISTORIES / "one-write-per-poll"
 EXPECTED = ("appeal_reversed", "comply", "disputed", "unresponsive")
-SETS = {"before-local-audit": HISTORIES, "local-audit": LOCAL_AUDIT}
+SETS = {
+    "before-local-audit": (HISTORIES, EXPECTED),
+    "local-audit": (LOCAL_AUDIT, EXPECTED),
+    "one-write-per-poll": (ONE_WRITE, (*EXPECTED, "prompt")),
+}
+ALL = [(d, name) for d, names_ in SETS.values() for name in names_]
 
 
 def load(name: str, directory: Path = HISTORIES) -> WorkflowHistory:
     return WorkflowHistory.from_json(f"replay-{name}", (directory / f"{name}.json").read_text())
 
 
-def local_audit_writes(directory: Path, name: str) -> tuple[bool, int]:
-    """(the patch marker is there, how many local write_audit_entries markers)."""
+def audit_markers(directory: Path, name: str) -> tuple[set[str], list[int]]:
+    """(the patches marked, how many entries each local write_audit_entries wrote)."""
     events = json.loads((directory / f"{name}.json").read_text())["events"]
-    markers = [
-        e["markerRecordedEventAttributes"]
-        for e in events
-        if e["eventType"] == "EVENT_TYPE_MARKER_RECORDED"
-    ]
-    patched = local = 0
-    for m in markers:
-        data = " ".join(
-            base64.b64decode(p.get("data", "")).decode()
-            for d in m["details"].values()
-            for p in d["payloads"]
-        )
-        patched += m["markerName"] == "core_patch" and LOCAL_AUDIT_PATCH in data
-        local += m["markerName"] == "core_local_activity" and "write_audit_entries" in data
-    return bool(patched), local
+    patches: set[str] = set()
+    writes: list[int] = []
+    for e in events:
+        if e["eventType"] != "EVENT_TYPE_MARKER_RECORDED":
+            continue
+        m = e["markerRecordedEventAttributes"]
+        decoded = {
+            key: [json.loads(base64.b64decode(p.get("data", "")) or "null") for p in d["payloads"]]
+            for key, d in m["details"].items()
+        }
+        if m["markerName"] == "core_patch":
+            patches.add(decoded["patch-data"][0]["id"])
+        elif (
+            m["markerName"] == "core_local_activity"
+            and decoded["data"][0]["activity_type"] == "write_audit_entries"
+        ):
+            writes.append(len(decoded["result"][0]))
+    return patches, writes
 
 
 def replayer(*workflows: type) -> Replayer:
     return Replayer(
         workflows=list(workflows) or [AuthorityRequest],
         data_converter=pydantic_data_converter,
-        # exactly what worker.build_worker runs workflows with
-        workflow_runner=SandboxedWorkflowRunner(
-            restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
-        ),
+        workflow_runner=workflow_runner(sandboxed=True),  # exactly what build_worker uses
     )
 
 
-@pytest.mark.parametrize("directory", SETS.values(), ids=SETS.keys())
-def test_the_main_paths_are_recorded(directory: Path) -> None:
-    assert sorted(p.stem for p in directory.glob("*.json")) == sorted(EXPECTED)
-    for name in EXPECTED:
+@pytest.mark.parametrize(("directory", "expected"), SETS.values(), ids=SETS.keys())
+def test_the_main_paths_are_recorded(directory: Path, expected: tuple[str, ...]) -> None:
+    assert sorted(p.stem for p in directory.glob("*.json")) == sorted(expected)
+    for name in expected:
         events = json.loads((directory / f"{name}.json").read_text())["events"]
         assert events[-1]["eventType"] == "EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED", name
 
 
 @pytest.mark.parametrize("name", EXPECTED)
 def test_each_set_records_its_audit_write(name: str) -> None:
-    assert local_audit_writes(HISTORIES, name) == (False, 0)
-    patched, local = local_audit_writes(LOCAL_AUDIT, name)
-    assert patched and local >= 3, (patched, local)
+    assert audit_markers(HISTORIES, name) == (set(), [])
+    for directory in (LOCAL_AUDIT, ONE_WRITE):
+        patches, writes = audit_markers(directory, name)
+        assert LOCAL_AUDIT_PATCH in patches and len(writes) >= 3, (directory, patches, writes)
+        assert set(writes) == {1}  # no poll of these paths reported two things at once
 
 
-@pytest.mark.parametrize("directory", SETS.values(), ids=SETS.keys())
-@pytest.mark.parametrize("name", EXPECTED)
-async def test_history_replays(name: str, directory: Path) -> None:
+def test_the_latest_set_records_one_write_for_a_polls_two_transitions() -> None:
+    patches, writes = audit_markers(ONE_WRITE, "prompt")
+    assert patches == {LOCAL_AUDIT_PATCH, ONE_WRITE_PER_POLL_PATCH}
+    assert writes.count(2) == 1 and set(writes) == {1, 2}, writes
+
+
+@pytest.mark.parametrize(("directory", "name"), ALL, ids=[f"{d.name}/{n}" for d, n in ALL])
+async def test_history_replays(directory: Path, name: str) -> None:
     result = await replayer().replay_workflow(load(name, directory))
     assert result.replay_failure is None
 
