@@ -70,7 +70,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "--variants",
         default="docket,bare",
         help="lifecycle variants: docket, bare, docket-unsandboxed, bare-unsandboxed,\n"
-        "docket-regular-audit, docket-passthrough-all (bench/worker_proc.py)",
+        "docket-regular-audit, docket-passthrough-all, docket-no-audit-write,\n"
+        "docket-no-disk-write (bench/worker_proc.py)",
     )
     parser.add_argument("--audit-entries", type=int, help="audit: log size for verify/report")
     parser.add_argument("--append-entries", type=int, help="audit: entries per append run")

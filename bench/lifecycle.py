@@ -401,6 +401,8 @@ def tables(summaries: list[Summary], variants: tuple[str, ...]) -> list[Table]:
             ("docket", "bare"),
             ("docket-unsandboxed", "bare-unsandboxed"),
             ("docket-regular-audit", "bare"),
+            ("docket-no-audit-write", "bare"),
+            ("docket-no-disk-write", "bare"),
         )
         if d in variants and b in variants
     ]

@@ -12,6 +12,8 @@ Prints READY once polling, runs until SIGTERM/SIGINT. Variants:
   docket-regular-audit    experiment: every entry by a regular activity (the earlier design,
                           bench.experiments)
   docket-passthrough-all  experiment: the sandbox with_passthrough_all_modules()
+  docket-no-audit-write   experiment: no audit write at all (what the writes cost)
+  docket-no-disk-write    experiment: the local writes run but never touch the disk
 """
 
 from __future__ import annotations
@@ -33,7 +35,11 @@ from activities.audit import AuditActivities
 from activities.platform import PlatformActivities, PlatformEndpoint
 from audit.writer import AuditWriter
 from bench.bare import BareRequest
-from bench.experiments import AuthorityRequestRegularAudit
+from bench.experiments import (
+    AuthorityRequestNoAuditWrite,
+    AuthorityRequestRegularAudit,
+    NoDiskAuditActivities,
+)
 from bench.lifecycle import is_bare
 from platform_sim.scenarios import markers_for
 from workflows import AuthorityRequest
@@ -45,6 +51,8 @@ VARIANTS = (
     "bare-unsandboxed",
     "docket-regular-audit",
     "docket-passthrough-all",
+    "docket-no-audit-write",
+    "docket-no-disk-write",
 )
 
 
@@ -82,12 +90,17 @@ def build(
             workflow_runner=runner,
             max_cached_workflows=cache,
         )
-    regular = variant == "docket-regular-audit"
-    audit = AuditActivities(writer)
+    workflow_class = {
+        "docket-regular-audit": AuthorityRequestRegularAudit,
+        "docket-no-audit-write": AuthorityRequestNoAuditWrite,
+    }.get(variant, AuthorityRequest)
+    audit = (NoDiskAuditActivities if variant == "docket-no-disk-write" else AuditActivities)(
+        writer
+    )
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[AuthorityRequestRegularAudit if regular else AuthorityRequest],
+        workflows=[workflow_class],
         activities=[*audit.activities(), *platforms.activities()],
         max_concurrent_activities=200,
         workflow_runner=runner,
