@@ -24,6 +24,7 @@ __all__ = [
     "UNHASHED_KEYS",
     "entry_hash",
     "genesis_hash",
+    "hash_of_canonical",
     "hashed_body",
     "is_hex64",
     "recompute_hash",
@@ -44,9 +45,14 @@ def genesis_hash(chain_id: str) -> str:
 
 def entry_hash(prev_hash: str, body: Any) -> str:
     """hash_i from the previous hash (64 lowercase hex) and the entry body."""
+    return hash_of_canonical(prev_hash, canonical(body))
+
+
+def hash_of_canonical(prev_hash: str, raw: bytes) -> str:
+    """hash_i from the previous hash and the body's canonical bytes (`canonical(body)`)."""
     if not is_hex64(prev_hash):
         raise ValueError(f"prev_hash must be 64 lowercase hex characters, got {prev_hash!r}")
-    return hashlib.sha256(ENTRY_TAG + bytes.fromhex(prev_hash) + canonical(body)).hexdigest()
+    return hashlib.sha256(ENTRY_TAG + bytes.fromhex(prev_hash) + raw).hexdigest()
 
 
 def hashed_body(entry: Mapping[str, Any]) -> dict[str, Any]:

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from audit.canonical import canonical, check_canonicalizable
-from audit.chain import entry_hash, genesis_hash, is_hex64
+from audit.canonical import canonical
+from audit.chain import genesis_hash, hash_of_canonical, is_hex64
 
 __all__ = ["AuditAnchor", "ChainHead", "build_entry", "format_timestamp"]
 
@@ -130,12 +130,13 @@ def build_entry(
         "organization": {"name": organization},
         "docket": docket,
     }
-    check_canonicalizable(body)  # raises CanonicalError naming the path, e.g. $.docket.data.x
-    # Round-trip through the canonical bytes: the returned entry holds fresh plain JSON values
-    # (tuples become lists; no aliasing of the caller's objects) and is exactly what was hashed.
+    # raises CanonicalError naming the path, e.g. $.docket.data.x
     raw = canonical(body)
+    # Round-trip through the canonical bytes: the returned entry holds fresh plain JSON values
+    # (tuples become lists; no aliasing of the caller's objects) and is exactly what was hashed
+    # (the canonical form of `entry` is `raw` again).
     entry: dict[str, Any] = json.loads(raw)
-    digest = entry_hash(chain.head_hash, entry)
+    digest = hash_of_canonical(chain.head_hash, raw)
     entry["prev_hash"] = chain.head_hash
     entry["hash"] = digest
     return entry, ChainHead(chain.chain_id, sequence, digest)

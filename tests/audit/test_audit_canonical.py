@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from audit.canonical import CanonicalError, canonical
+from audit.canonical import CanonicalError, _check, _in_subset, canonical
 from audit.chain import entry_hash, genesis_hash
 from audit.entry import AuditAnchor, ChainHead, build_entry
 
@@ -201,3 +201,38 @@ def test_pure_modules_import_only_stdlib() -> None:
                 assert m.split(".")[0] in allowed, f"{name} imports {m}"
                 if m.startswith("audit."):
                     assert m in ("audit.canonical", "audit.chain"), f"{name} imports {m}"
+
+
+any_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**60), max_value=2**60)
+    | st.floats(allow_nan=True)
+    | st.text()
+    | st.just("lone \ud800 surrogate")
+    | st.datetimes(),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.tuples(children, children)
+        | st.dictionaries(st.text(max_size=3) | st.integers(0, 3), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@given(any_values)
+def test_the_fast_subset_check_agrees_with_the_path_naming_one(value: Any) -> None:
+    """Every entry takes the fast check; the slow one only names the path when it fails."""
+    try:
+        _check(value, ["$"])
+    except CanonicalError:
+        assert not _in_subset(value)
+    else:
+        assert _in_subset(value)
+
+
+def test_a_cyclic_value_fails_instead_of_hanging() -> None:
+    cyclic: list[Any] = []
+    cyclic.append(cyclic)
+    with pytest.raises(RecursionError):
+        canonical(cyclic)
