@@ -24,7 +24,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import CodeType
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import structlog
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
@@ -55,12 +55,13 @@ class _CompileOnceLoader(importlib.machinery.SourceFileLoader):
     _compiled: ClassVar[dict[tuple[str, bytes], CodeType]] = {}
 
     def source_to_code(  # type: ignore[override]
-        self, data: bytes, path: str, *, _optimize: int = -1
+        self, data: bytes, path: str, *args: Any, **kwargs: Any
     ) -> CodeType:
+        # *args/**kwargs: whatever else this Python passes (`_optimize`; `fullname` from 3.15)
         key = (str(path), bytes(data))  # the source itself: an edited file compiles again
         code = self._compiled.get(key)
         if code is None:
-            code = super().source_to_code(data, path, _optimize=_optimize)
+            code = super().source_to_code(data, path, *args, **kwargs)
             self._compiled[key] = code
         return code
 

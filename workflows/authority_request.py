@@ -348,9 +348,9 @@ class AuthorityRequest:
     async def _apply_in_one_write(self, commands: Sequence[Command], *, at: datetime) -> None:
         """Apply what one answer of the platform reports (e.g. acknowledged *and* decided):
         each command planned on the state the previous one leads to, all entries written
-        together, then committed. One write instead of one per transition, and the log never
-        holds half of one answer. A command the state no longer allows is skipped, as when
-        they are applied one by one."""
+        together, then committed. One write instead of one per transition, and none of the
+        answer is applied until all of it is durable. A command the state no longer allows is
+        skipped, as when they are applied one by one."""
         async with self._lock:
             now, local = self._clock(at)
             twin = self.case.fork()

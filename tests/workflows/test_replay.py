@@ -5,7 +5,8 @@ workflows (different commands for the same history) fails here.
 Three sets: tests/histories/*.json were recorded before the local audit write (every entry by
 a regular activity), tests/histories/local-audit/*.json after it (`LOCAL_AUDIT_PATCH`), and
 tests/histories/one-write-per-poll/*.json after a poll's transitions were written together
-(`ONE_WRITE_PER_POLL_PATCH`; its `prompt` path has such a poll)."""
+(`ONE_WRITE_PER_POLL_PATCH`). Both later sets have a `prompt` path, whose first poll reports
+the acknowledgment and the decision at once: two writes before the patch, one after."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 
 from docket import temporal_names as names
 from docket.case import RequestInput, RequestResult
-from worker import workflow_runner
+from worker import _CompileOnceFinder, _CompileOnceLoader, workflow_runner
 from workflows import AuthorityRequest
 from workflows.authority_request import LOCAL_AUDIT_PATCH, ONE_WRITE_PER_POLL_PATCH
 
@@ -32,7 +33,7 @@ ONE_WRITE = HISTORIES / "one-write-per-poll"
 EXPECTED = ("appeal_reversed", "comply", "disputed", "unresponsive")
 SETS = {
     "before-local-audit": (HISTORIES, EXPECTED),
-    "local-audit": (LOCAL_AUDIT, EXPECTED),
+    "local-audit": (LOCAL_AUDIT, (*EXPECTED, "prompt")),
     "one-write-per-poll": (ONE_WRITE, (*EXPECTED, "prompt")),
 }
 ALL = [(d, name) for d, names_ in SETS.values() for name in names_]
@@ -90,6 +91,14 @@ def test_each_set_records_its_audit_write(name: str) -> None:
         assert set(writes) == {1}  # no poll of these paths reported two things at once
 
 
+def test_before_the_patch_a_polls_two_transitions_were_two_writes() -> None:
+    """Recorded with the code of commit c47e393: a request in flight then must still replay,
+    so the batching must stay behind its patch (this replay fails without it)."""
+    patches, writes = audit_markers(LOCAL_AUDIT, "prompt")
+    assert patches == {LOCAL_AUDIT_PATCH}
+    assert set(writes) == {1} and len(writes) == 8, writes
+
+
 def test_the_latest_set_records_one_write_for_a_polls_two_transitions() -> None:
     patches, writes = audit_markers(ONE_WRITE, "prompt")
     assert patches == {LOCAL_AUDIT_PATCH, ONE_WRITE_PER_POLL_PATCH}
@@ -100,6 +109,24 @@ def test_the_latest_set_records_one_write_for_a_polls_two_transitions() -> None:
 async def test_history_replays(directory: Path, name: str) -> None:
     result = await replayer().replay_workflow(load(name, directory))
     assert result.replay_failure is None
+
+
+async def test_the_sandbox_imports_the_workflow_module_through_the_compile_once_finder(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    found: list[tuple[str, type]] = []
+    find_spec = _CompileOnceFinder.find_spec
+
+    def spy(self: _CompileOnceFinder, fullname: str, path: Any, target: Any = None) -> Any:
+        spec = find_spec(self, fullname, path, target)
+        if spec is not None:
+            found.append((fullname, type(spec.loader)))
+        return spec
+
+    monkeypatch.setattr(_CompileOnceFinder, "find_spec", spy)
+    result = await replayer().replay_workflow(load("comply", ONE_WRITE))
+    assert result.replay_failure is None
+    assert ("workflows.authority_request", _CompileOnceLoader) in found, found
 
 
 @workflow.defn(name=names.WORKFLOW_NAME)
