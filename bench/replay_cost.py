@@ -31,6 +31,7 @@ from bench.bare import BareRequest
 from bench.common import VAR, Table, fmt, say
 from bench.lifecycle import Driver, connect, is_bare
 from bench.stack import Server, Simulator, WorkerProcess
+from bench.worker_proc import workflow_packages
 from docket.temporal_names import TASK_QUEUE
 from workflows import AuthorityRequest
 
@@ -62,7 +63,7 @@ async def replay_cpu_ms(history: WorkflowHistory, variant: str, sandboxed: bool,
         workflows=[BareRequest if is_bare(variant) else AuthorityRequest],
         workflow_runner=docket_worker.workflow_runner(
             sandboxed=sandboxed,
-            workflow_packages=("bench",) if is_bare(variant) else docket_worker.WORKFLOW_PACKAGES,
+            workflow_packages=workflow_packages(variant),
         ),
         data_converter=pydantic_data_converter,
     )

@@ -56,6 +56,11 @@ VARIANTS = (
 )
 
 
+def workflow_packages(variant: str) -> tuple[str, ...]:
+    """The packages whose modules the sandbox re-imports for this variant's workflow."""
+    return ("bench",) if is_bare(variant) else tuple(docket_worker.WORKFLOW_PACKAGES)
+
+
 def build(
     variant: str,
     client: Client,
@@ -72,7 +77,7 @@ def build(
     # once per process), for the bare workflow's module too
     runner: WorkflowRunner = docket_worker.workflow_runner(
         sandboxed="unsandboxed" not in variant,
-        workflow_packages=("bench",) if is_bare(variant) else docket_worker.WORKFLOW_PACKAGES,
+        workflow_packages=workflow_packages(variant),
     )
     if "passthrough-all" in variant:
         restrictions = SandboxRestrictions.default.with_passthrough_modules(

@@ -756,7 +756,7 @@ class AuthorityRequest:
             names.OUTCOME.name: case.outcome.value if case.outcome else None,
         }
         # every key the first time, then the ones that changed (and the state, so that every
-        # transition still upserts): converting unchanged values is most of an upsert's cost
+        # transition still upserts): no converting and copying of values that did not change
         changed = [
             key
             for key in names.SEARCH_ATTRIBUTES

@@ -21,6 +21,7 @@ from audit.verify import verify_paths
 from audit.writer import AuditWriter
 from docket import client as docket
 from docket import temporal_names as names
+from docket.case import RequestInput
 from docket.client import build_input
 from docket.models import Approve
 
@@ -43,13 +44,17 @@ class FullDisk:
         return os.write(fd, data)
 
 
+def new_request(stack: Stack, prefix: str) -> RequestInput:
+    """A fresh one-item request (the simulator removes the item), not yet started."""
+    order = make_order(
+        stack.sim, f"{prefix}-{secrets.token_hex(4)}", ["remove--a"], reference=stack.reference
+    )
+    return build_input(order, actor(order.officer), stack.reference)
+
+
 async def test_no_transition_without_its_audit_entry(dev_stack: Stack, tmp_path: Path) -> None:
     client: Client = dev_stack.client
-    order = make_order(
-        dev_stack.sim, f"FAIL-CLOSED-{secrets.token_hex(4)}", ["remove--a"],
-        reference=dev_stack.reference,
-    )  # fmt: skip
-    request = build_input(order, actor(order.officer), dev_stack.reference)
+    request = new_request(dev_stack, "FAIL-CLOSED")
     rid = request.request_id
     disk = FullDisk()
     worker = docket_worker.build_worker(
@@ -93,11 +98,7 @@ async def test_no_local_write_no_transition_and_nothing_after(
     """`delivered` is written by a local activity: while it fails, the request stays in
     `delivering`, the count does not move and the platform is not polled."""
     client: Client = dev_stack.client
-    order = make_order(
-        dev_stack.sim, f"FAIL-CLOSED-LOCAL-{secrets.token_hex(4)}", ["remove--a"],
-        reference=dev_stack.reference,
-    )  # fmt: skip
-    request = build_input(order, actor(order.officer), dev_stack.reference)
+    request = new_request(dev_stack, "FAIL-CLOSED-LOCAL")
     rid = request.request_id
     disk = FullDisk(only=b'"action":"delivered"')
     disk.full = True
