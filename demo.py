@@ -33,13 +33,14 @@ from typing import Any
 
 from temporalio.client import Client
 
-import worker as docket_worker
 from activities.platform import PlatformActivities, PlatformEndpoint
 from audit.entry import AuditAnchor
 from audit.verify import verify_paths
 from audit.writer import AuditWriter
 from docket import client as docket
+from docket import worker_setup as docket_worker
 from docket.devserver import DevServer
+from docket.logs import configure_logging
 from docket.models import (
     Approve,
     DecideAppeal,
@@ -339,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sim-port", type=int, default=8700, help="platform simulator port")
     parser.add_argument("--var", default=str(ROOT / "var" / "demo"), help="state directory")
     args = parser.parse_args(argv)
-    docket_worker.configure_logging()
+    configure_logging()
     with contextlib.suppress(KeyboardInterrupt):
         return asyncio.run(Demo(args).run())
     return 130

@@ -1,251 +1,97 @@
-"""The Docket worker: runs `AuthorityRequest` workflows and their activities.
+"""The Docket worker process: runs `AuthorityRequest` workflows and their activities.
 
     ./run worker                       # or: python worker.py
 
 Connection settings come from `temporalio.envconfig` (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE,
 TEMPORAL_API_KEY, TEMPORAL_TLS_*, TEMPORAL_PROFILE, or a temporal.toml profile), so the same
-worker runs against the local dev server, a self-hosted cluster or Temporal Cloud. Platform
-signing secrets are read from the environment variables that the reference data names
-(`credential_env`); they stay in this process and never enter workflow history.
-Other settings: DOCKET_AUDIT_DIR (default ./var/audit), DOCKET_REFERENCE_DIR,
-DOCKET_PLATFORM_URL_<PLATFORM> (override a platform's base URL), DOCKET_LOG_FORMAT=json|console,
-DOCKET_MAX_CACHED_WORKFLOWS (default 1000), DOCKET_WORKFLOW_SANDBOX=on|off (default on).
+worker runs against the local dev server, a self-hosted cluster or Temporal Cloud. Docket's
+own settings (task queue, audit directory, logging, cache, sandbox) are listed in
+`docket.settings`. Platform signing secrets are read from the environment variables that the
+reference data names (`credential_env`); they stay in this process and never enter history.
+While Temporal is unreachable the worker waits and retries with backoff, as a service should.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib.abc
-import importlib.machinery
 import logging
 import os
 import signal
 import sys
-from collections.abc import Mapping, Sequence
-from pathlib import Path
-from types import CodeType
-from typing import Any, ClassVar
 
 import structlog
-from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from activities.audit import AuditActivities
-from activities.platform import PlatformActivities, PlatformEndpoint
+from activities.platform import PlatformActivities
 from audit.writer import AuditWriter
 from docket.client import Unavailable, connect
-from docket.reference import ReferenceData, default_reference
-from docket.temporal_names import SEARCH_ATTRIBUTES, TASK_QUEUE, cli_type
-from workflows import AuthorityRequest
+from docket.logs import configure_logging
+from docket.reference import ReferenceError, default_reference
+from docket.settings import SettingsError, WorkerSettings
+from docket.worker_setup import (
+    WorkerSetupError,
+    build_worker,
+    check_search_attributes,
+    platform_endpoints,
+)
 
 log = structlog.get_logger("docket.worker")
 
-# Pure, deterministic modules shared by all workflow runs instead of re-imported per run
-# (the sandbox re-imports everything else): our core and its libraries.
-PASSTHROUGH = ("docket", "audit", "transitions", "pydantic", "pydantic_core", "annotated_types")
-# What the sandbox does import afresh for each run: the workflow definitions.
-WORKFLOW_PACKAGES = ("workflows",)
+RECONNECT_FIRST = 1.0  # seconds before the second attempt; doubles up to RECONNECT_MAX
+RECONNECT_MAX = 30.0
 
 
-class _CompileOnceLoader(importlib.machinery.SourceFileLoader):
-    """Compiles a module's source once per process, then reuses the code object."""
-
-    _compiled: ClassVar[dict[tuple[str, bytes], CodeType]] = {}
-
-    def source_to_code(  # type: ignore[override]
-        self, data: bytes, path: str, *args: Any, **kwargs: Any
-    ) -> CodeType:
-        # *args/**kwargs: whatever else this Python passes (`_optimize`; `fullname` from 3.15)
-        key = (str(path), bytes(data))  # the source itself: an edited file compiles again
-        code = self._compiled.get(key)
-        if code is None:
-            code = super().source_to_code(data, path, *args, **kwargs)
-            self._compiled[key] = code
-        return code
-
-
-class _CompileOnceFinder(importlib.abc.MetaPathFinder):
-    """Finds the workflow modules as usual, to be loaded by `_CompileOnceLoader`.
-
-    The sandbox imports the workflow module afresh for every run it starts (a new request,
-    or one evicted from the cache and replayed when it wakes). Where Python keeps no bytecode
-    (PYTHONDONTWRITEBYTECODE, as in many container images, or a read-only tree) each of those
-    imports would compile the source again: ~5 ms of a lifecycle's worker CPU here."""
-
-    def __init__(self, packages: Sequence[str]) -> None:
-        self.packages = frozenset(packages)
-
-    def find_spec(
-        self, fullname: str, path: Sequence[str] | None, target: object = None
-    ) -> importlib.machinery.ModuleSpec | None:
-        if fullname.partition(".")[0] not in self.packages:
+async def _connect_patiently(identity: str, stop: asyncio.Event) -> Client | None:
+    """Connect, waiting for an unreachable server with backoff (None if asked to stop)."""
+    delay = RECONNECT_FIRST
+    while True:
+        try:
+            return await connect(identity=identity)
+        except Unavailable as exc:
+            log.warning("temporal unreachable; retrying", error=str(exc), retry_in_s=delay)
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=delay)
             return None
-        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
-        if spec is not None and type(spec.loader) is importlib.machinery.SourceFileLoader:
-            spec.loader = _CompileOnceLoader(spec.loader.name, spec.loader.path)
-        return spec
-
-
-def workflow_runner(
-    *, sandboxed: bool = True, workflow_packages: Sequence[str] = WORKFLOW_PACKAGES
-) -> WorkflowRunner:
-    """How the worker runs workflow code: in the SDK's sandbox (the default; Docket's core
-    modules pass through), with each module of `workflow_packages` compiled once per
-    process; or not sandboxed (`DOCKET_WORKFLOW_SANDBOX=off`)."""
-    if not sandboxed:
-        return UnsandboxedWorkflowRunner()
-    finder = _CompileOnceFinder(workflow_packages)
-    if not any(
-        isinstance(f, _CompileOnceFinder) and f.packages == finder.packages for f in sys.meta_path
-    ):
-        sys.meta_path.insert(0, finder)
-    return SandboxedWorkflowRunner(
-        restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
-    )
-
-
-class WorkerSetupError(Exception):
-    """The worker cannot start; the message says what to do."""
-
-
-def configure_logging(fmt: str | None = None) -> None:
-    """Application logs (not the audit log): JSON lines or a console renderer, to stderr."""
-    fmt = fmt or os.environ.get("DOCKET_LOG_FORMAT", "console")
-    renderer: structlog.types.Processor = (
-        structlog.processors.JSONRenderer()
-        if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
-    )
-    structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            renderer,
-        ],
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=True,
-    )
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per HTTP call is noise
-
-
-async def check_search_attributes(client: Client) -> None:
-    """Refuse to start when a search attribute is not registered (with the command to fix)."""
-    response = await client.operator_service.list_search_attributes(
-        ListSearchAttributesRequest(namespace=client.namespace)
-    )
-    registered = dict(response.custom_attributes)
-    missing = [key for key in SEARCH_ATTRIBUTES if key.name not in registered]
-    wrong = [
-        key
-        for key in SEARCH_ATTRIBUTES
-        if key.name in registered and int(registered[key.name]) != int(key.indexed_value_type)
-    ]
-    if missing or wrong:
-        fixes = "\n".join(
-            f"  temporal operator search-attribute create --namespace {client.namespace} "
-            f"--name {key.name} --type {cli_type(key)}"
-            for key in missing
-        )
-        problems = [f"missing: {', '.join(k.name for k in missing)}"] if missing else []
-        problems += [f"wrong type: {k.name} (want {cli_type(k)})" for k in wrong]
-        raise WorkerSetupError(
-            f"search attributes not registered on namespace {client.namespace!r} "
-            f"({'; '.join(problems)}). Register them, then start the worker again:\n{fixes}"
-        )
-
-
-def platform_endpoints(
-    reference: ReferenceData, environ: Mapping[str, str] | None = None
-) -> dict[str, PlatformEndpoint]:
-    """Endpoints from the reference data; secrets from the environment, never from history.
-
-    A platform whose secret is missing is still served for probes (they need none); its API
-    calls fail with MissingCredentials, so deliveries land in `delivery_failed` with the name
-    of the variable to set, and `retry` works once the worker has it."""
-    environ = os.environ if environ is None else environ
-    endpoints = {}
-    for platform in reference.platforms.values():
-        secret = environ.get(platform.credential_env, "")
-        if platform.api and not secret:
-            log.warning(
-                "platform without credentials: its deliveries will fail until it is set",
-                platform=platform.id,
-                set_variable=platform.credential_env,
-            )
-        base_url = environ.get(f"DOCKET_PLATFORM_URL_{platform.id.upper()}", platform.base_url)
-        endpoints[platform.id] = PlatformEndpoint(
-            base_url=base_url,
-            secret=secret.encode(),
-            markers=platform.markers,
-            api=platform.api,
-            credential_env=platform.credential_env,
-        )
-    return endpoints
-
-
-def build_worker(
-    client: Client,
-    *,
-    platforms: PlatformActivities,
-    writer: AuditWriter,
-    task_queue: str = TASK_QUEUE,
-    max_concurrent_activities: int = 200,
-    max_cached_workflows: int = 1000,
-    sandboxed: bool = True,
-) -> Worker:
-    """The worker with Docket's workflows and activities (tests and the demo use this too).
-
-    `max_cached_workflows` bounds memory (about 0.5 MiB per cached run; requests beyond it are
-    replayed from history when they wake). `sandboxed=False` saves ~25% worker CPU
-    (docs/performance.md); determinism is then guarded by the replay tests alone."""
-    audit = AuditActivities(writer)
-    return Worker(
-        client,
-        task_queue=task_queue,
-        workflows=[AuthorityRequest],
-        activities=[*audit.activities(), *platforms.activities()],
-        max_concurrent_activities=max_concurrent_activities,
-        max_cached_workflows=max_cached_workflows,
-        workflow_runner=workflow_runner(sandboxed=sandboxed),
-    )
+        except TimeoutError:
+            delay = min(delay * 2, RECONNECT_MAX)
 
 
 async def run_worker() -> int:
-    configure_logging()
-    reference = default_reference()
-    audit_dir = Path(os.environ.get("DOCKET_AUDIT_DIR", "var/audit"))
-    audit_dir.mkdir(parents=True, exist_ok=True)
     try:
-        client = await connect(identity=f"docket-worker@{os.uname().nodename}:{os.getpid()}")
-        await check_search_attributes(client)
-    except WorkerSetupError as exc:
+        settings = WorkerSettings.from_env()
+        reference = default_reference()
+    except (SettingsError, ReferenceError) as exc:
         print(f"docket worker: {exc}", file=sys.stderr)
         return 2
-    except Unavailable as exc:  # connection refused and friends
-        print(f"docket worker: {exc}", file=sys.stderr)
-        return 2
-    platforms = PlatformActivities(platform_endpoints(reference))
-    writer = AuditWriter(audit_dir)
-    worker = build_worker(
-        client,
-        platforms=platforms,
-        writer=writer,
-        max_cached_workflows=int(os.environ.get("DOCKET_MAX_CACHED_WORKFLOWS", "1000")),
-        sandboxed=os.environ.get("DOCKET_WORKFLOW_SANDBOX", "on") != "off",
-    )
+    configure_logging(settings.log_format)  # type: ignore[arg-type]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    client = await _connect_patiently(f"docket-worker@{os.uname().nodename}:{os.getpid()}", stop)
+    if client is None:
+        return 0
+    try:
+        await check_search_attributes(client)
+    except WorkerSetupError as exc:
+        print(f"docket worker: {exc}", file=sys.stderr)
+        return 2
+    settings.audit_dir.mkdir(parents=True, exist_ok=True)
+    platforms = PlatformActivities(platform_endpoints(reference))
+    writer = AuditWriter(settings.audit_dir)
+    worker = build_worker(
+        client,
+        platforms=platforms,
+        writer=writer,
+        task_queue=settings.task_queue,
+        max_cached_workflows=settings.max_cached_workflows,
+        sandboxed=settings.sandboxed,
+    )
     log.info(
         "worker started",
-        task_queue=TASK_QUEUE,
+        task_queue=settings.task_queue,
         namespace=client.namespace,
-        audit_dir=str(audit_dir),
+        audit_dir=str(settings.audit_dir),
         platforms=sorted(reference.platforms),
     )
     async with worker:

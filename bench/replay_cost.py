@@ -26,12 +26,12 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-import worker as docket_worker
 from bench.bare import BareRequest
 from bench.common import VAR, Table, fmt, say
 from bench.lifecycle import Driver, connect, is_bare
 from bench.stack import Server, Simulator, WorkerProcess
 from bench.worker_proc import workflow_packages
+from docket import worker_setup as docket_worker
 from docket.temporal_names import TASK_QUEUE
 from workflows import AuthorityRequest
 

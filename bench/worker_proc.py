@@ -30,7 +30,6 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-import worker as docket_worker
 from activities.audit import AuditActivities
 from activities.platform import PlatformActivities, PlatformEndpoint
 from audit.writer import AuditWriter
@@ -41,6 +40,7 @@ from bench.experiments import (
     NoDiskAuditActivities,
 )
 from bench.lifecycle import is_bare
+from docket import worker_setup as docket_worker
 from platform_sim.scenarios import markers_for
 from workflows import AuthorityRequest
 

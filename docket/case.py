@@ -45,7 +45,7 @@ from docket.models import (
     utc_iso,
 )
 from docket.platform_protocol import LegalBasis as WireLegalBasis
-from docket.platform_protocol import OrderItem, OrderPayload
+from docket.platform_protocol import Notice, OrderItem, OrderPayload, PlatformStatus
 from docket.reference import Authority, Category, LegalBasis, Platform, SlaPolicy
 from docket.verification import UNREACHABLE, Evidence, Observation
 
@@ -475,6 +475,57 @@ class Case:
             self.outcome = planned.outcome
         self.timeline.append(planned.entry)
 
+    # --- what the workflow acts on ----------------------------------------------------------
+
+    def commands_from(self, status: PlatformStatus, platform_actor: Actor) -> list[Command]:
+        """What a platform's status answer says that the case does not know yet, as commands
+        (an acknowledgment, effects on undecided items, or a request for information)."""
+        facts = self.facts
+        state = self.current
+        via = f"reported through the {self.request.platform.id} API (ticket {status.ticket})"
+        commands: list[Command] = []
+        if (
+            status.acknowledged_at
+            and facts.acknowledged_at is None
+            and state in (State.AWAITING_ACK, State.SECOND_NOTICE, State.UNRESPONSIVE)
+        ):
+            commands.append(
+                Acknowledge(
+                    actor=platform_actor, reason=via, acknowledged_at=status.acknowledged_at
+                )
+            )
+        effects = [
+            ItemEffect.from_platform(e)
+            for e in status.items
+            if e.effect not in (None, "needs_more_info")
+            and e.item_id in facts.items
+            and not facts.items[e.item_id].decided
+        ]
+        if effects:
+            commands.append(ReportEffect(actor=platform_actor, reason=via, effects=tuple(effects)))
+        elif (
+            status.status == "info_requested"
+            and status.info_request
+            and state in (State.ACKNOWLEDGED, State.OVERDUE)
+        ):
+            commands.append(
+                RequestInfo(actor=platform_actor, reason=via, question=status.info_request)
+            )
+        return commands
+
+    def claimed_items(self) -> list[tuple[str, str]]:
+        """(item id, URL) of every item the platform has decided on: what `verified` probes."""
+        return [(i.item_id, i.url) for i in self.facts.items.values() if i.effect is not None]
+
+    def removed_items(self) -> list[tuple[str, str]]:
+        """(item id, URL) of every item said to be gone or restricted: what re-checks probe."""
+        return [(i.item_id, i.url) for i in self.facts.items.values() if i.effect in EFFECT_CLAIMS]
+
+    def reinstated_items(self) -> list[tuple[str, str]]:
+        """(item id, URL) of the items the last appeal reversed: what must come back."""
+        appeal = self.facts.appeals[-1]
+        return [(i, self.facts.items[i].url) for i in appeal.reversed_items]
+
     # --- internals ------------------------------------------------------------------------
 
     def _fire(
@@ -736,6 +787,34 @@ def item_outcomes(facts: CaseFacts) -> dict[str, str]:
         else:
             out[item.item_id] = effect
     return out
+
+
+def notices_for(planned: Planned, request_id: str, *, ticket: str | None) -> list[Notice]:
+    """The notices to the platform that a committed transition asks for (sent after its
+    entry is durable): a second notice, a re-notice, the authority's answer to a question,
+    a reinstatement or a renewed request after an appeal, a withdrawal."""
+    entry = planned.entry
+    action = entry["event"]["action"]
+    dest = planned.to_state
+
+    def notice(kind: str, message: str, items: Sequence[str] = ()) -> list[Notice]:
+        return [Notice(kind=kind, request_id=request_id, message=message, items=list(items))]
+
+    if action == "sla_expired" and dest is State.SECOND_NOTICE:
+        return notice("second_notice", "Second notice: no response within the SLA")
+    if action == "renotify":
+        return notice("renotify", entry["event"].get("reason", ""))
+    if action == "provide_info":
+        return notice("info_provided", entry["docket"]["data"]["answer"])
+    if action == "decide_appeal" and dest is State.REINSTATING:
+        reversed_items = entry["docket"]["appeal"]["reversed_items"]
+        return notice("reinstatement", "Appeal reversed: reinstate", reversed_items)
+    if action == "decide_appeal" and dest is State.ACKNOWLEDGED:
+        reversed_items = entry["docket"]["appeal"]["reversed_items"]
+        return notice("renotify", "Appeal against the decline reversed", reversed_items)
+    if action == "withdraw" and ticket is not None:
+        return notice("withdrawal", entry["event"].get("reason", "withdrawn"))
+    return []
 
 
 def _effect_json(effect: ItemEffect, now: datetime) -> dict[str, Any]:

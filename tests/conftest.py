@@ -40,7 +40,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
 from temporalio.testing import WorkflowEnvironment  # noqa: E402
 from temporalio.worker import Worker  # noqa: E402
 
-import worker as docket_worker  # noqa: E402
+from docket import worker_setup as docket_worker  # noqa: E402
 from docket.devserver import find_binary  # noqa: E402
 from docket.reference import ReferenceData  # noqa: E402
 from docket.temporal_names import SEARCH_ATTRIBUTES  # noqa: E402

@@ -26,11 +26,11 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-import worker as docket_worker
 from activities.platform import PlatformActivities, PlatformEndpoint
 from audit.reader import iter_entries
 from audit.writer import AuditWriter
 from docket import client as docket
+from docket import worker_setup as docket_worker
 from docket.case import RequestResult
 from docket.devserver import DEMO_DYNAMIC_CONFIG, find_binary
 from docket.lifecycle import Role

@@ -18,11 +18,11 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 from docket.devserver import find_binary
 from docket.reference import default_reference
 from docket.temporal_names import SEARCH_ATTRIBUTES
-from worker import (
+from docket.worker_setup import (
     WORKFLOW_PACKAGES,
+    CompileOnceFinder,
+    CompileOnceLoader,
     WorkerSetupError,
-    _CompileOnceFinder,
-    _CompileOnceLoader,
     check_search_attributes,
     platform_endpoints,
     workflow_runner,
@@ -97,7 +97,7 @@ def test_a_workflow_module_is_compiled_once_per_process(
     module.write_text("VALUE = 1\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(sys, "dont_write_bytecode", True)
-    finder = _CompileOnceFinder(["wfpkg_compile_once"])
+    finder = CompileOnceFinder(["wfpkg_compile_once"])
     monkeypatch.setattr(sys, "meta_path", [finder, *sys.meta_path])
     compiled: list[str] = []
     real = importlib.machinery.SourceFileLoader.source_to_code
@@ -111,7 +111,7 @@ def test_a_workflow_module_is_compiled_once_per_process(
     def fresh_import() -> int:
         sys.modules.pop("wfpkg_compile_once", None)
         imported = importlib.import_module("wfpkg_compile_once")
-        assert isinstance(imported.__spec__.loader, _CompileOnceLoader)  # type: ignore[union-attr]
+        assert isinstance(imported.__spec__.loader, CompileOnceLoader)  # type: ignore[union-attr]
         return int(imported.VALUE)
 
     assert [fresh_import() for _ in range(3)] == [1, 1, 1]
@@ -125,5 +125,5 @@ def test_a_workflow_module_is_compiled_once_per_process(
 def test_the_sandboxed_runner_installs_one_finder_for_the_workflow_modules() -> None:
     runners = [workflow_runner(sandboxed=True) for _ in range(2)]
     assert all(isinstance(r, SandboxedWorkflowRunner) for r in runners)
-    finders = [f for f in sys.meta_path if isinstance(f, _CompileOnceFinder)]
+    finders = [f for f in sys.meta_path if isinstance(f, CompileOnceFinder)]
     assert [f.packages for f in finders].count(frozenset(WORKFLOW_PACKAGES)) == 1

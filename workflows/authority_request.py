@@ -41,23 +41,27 @@ with workflow.unsafe.imports_passed_through():
     from activities.audit import AuditActivities
     from activities.platform import PlatformActivities
     from docket import temporal_names as names
-    from docket.case import Case, CommandRejected, Planned, RequestInput, RequestResult
+    from docket.case import (
+        Case,
+        CommandRejected,
+        Planned,
+        RequestInput,
+        RequestResult,
+        notices_for,
+    )
     from docket.lifecycle import HUMAN_TRIGGERS, Role, State, allowed_triggers
     from docket.models import (
         SYSTEM_ACTOR,
-        Acknowledge,
         Actor,
         Command,
-        ItemEffect,
         Receipt,
-        ReportEffect,
-        RequestInfo,
         parse_command,
         utc_iso,
     )
     from docket.platform_protocol import Notice, PlatformStatus
     from docket.reference import format_loc
     from docket.verification import Evidence, Observation
+    from docket.views import details_markdown, status_view
 
 AUDIT_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
@@ -117,8 +121,6 @@ class AuthorityRequest:
         self._version = 0  # bumps on every committed transition
         self._quiet_polls = 0  # polls in a row that found nothing new
         self._outbox: list[Notice] = []
-        self._entered_at: datetime | None = None
-        self._second_notice_at: datetime | None = None
         self._decided_at: datetime | None = None
         self._local_audit = False  # set by the patch check at the start of `run`
         self._published: dict[str, Any] = {}  # search attribute values last upserted
@@ -186,7 +188,7 @@ class AuthorityRequest:
             await self._deliver()
             return
         if state is State.VERIFYING:
-            await self._verify("verified", self._claimed_items())
+            await self._verify("verified", self.case.claimed_items())
             return
         if state is State.REINSTATING:
             await self._check_reinstatement()
@@ -268,7 +270,6 @@ class AuthorityRequest:
             self._version += 1
             self._after(planned)
         self._quiet_polls = 0
-        self._entered_at = workflow.now()
         self._publish()
         return [planned.receipt(self.case.request_id) for planned in batch]
 
@@ -306,33 +307,9 @@ class AuthorityRequest:
 
     def _after(self, planned: Planned) -> None:
         """Queue the side effects a committed transition asks for (after its entry)."""
-        action = planned.entry["event"]["action"]
-        dest = planned.to_state
-        ticket = self.case.facts.ticket
-        if action == "sla_expired" and dest is State.SECOND_NOTICE:
-            self._second_notice_at = workflow.now()
-            self._notice("second_notice", "Second notice: no response within the SLA")
-        elif action == "verified":
+        self._outbox += notices_for(planned, self.case.request_id, ticket=self.case.facts.ticket)
+        if planned.spec is not None and planned.spec.trigger == "verified":
             self._decided_at = workflow.now()
-        elif action == "renotify":
-            self._notice("renotify", planned.entry["event"].get("reason", ""))
-        elif action == "provide_info":
-            self._notice("info_provided", planned.entry["docket"]["data"]["answer"])
-        elif action == "decide_appeal" and dest is State.REINSTATING:
-            appeal = planned.entry["docket"]["appeal"]
-            self._notice("reinstatement", "Appeal reversed: reinstate", appeal["reversed_items"])
-        elif action == "decide_appeal" and dest is State.ACKNOWLEDGED:
-            appeal = planned.entry["docket"]["appeal"]
-            self._notice(
-                "renotify", "Appeal against the decline reversed", appeal["reversed_items"]
-            )
-        elif action == "withdraw" and ticket is not None:
-            self._notice("withdrawal", planned.entry["event"].get("reason", "withdrawn"))
-
-    def _notice(self, kind: str, message: str, items: Sequence[str] = ()) -> None:
-        self._outbox.append(
-            Notice(kind=kind, request_id=self.case.request_id, message=message, items=list(items))
-        )
 
     async def _apply(self, command: Command, *, at: datetime | None = None) -> Receipt:
         """Apply a command: from an Update (`at` None) or from a platform's answer to a poll
@@ -442,40 +419,7 @@ class AuthorityRequest:
     @workflow.query
     def status(self) -> dict[str, Any]:
         """State, deadlines, items (claim vs observation), appeals and the audit head."""
-        case = self.case
-        facts = case.facts
-        state = case.state
-        outcomes = case.item_outcomes()
-        return {
-            "request_id": case.request_id,
-            "state": state.value if state else "submitting",
-            "outcome": case.outcome.value if case.outcome else None,
-            "allowed": list(allowed_triggers(state)) if state else [],
-            "platform": self.request.platform.id,
-            "authority": self.request.order.authority,
-            "reference": self.request.order.reference,
-            "sla_policy": self.request.policy.id,
-            "ticket": facts.ticket,
-            "due_at": utc_iso(facts.due_at) if facts.due_at else None,
-            "sla_breached": facts.sla_breached,
-            "items": [
-                {
-                    "item_id": item.item_id,
-                    "url": item.url,
-                    "category": item.category,
-                    "claim": item.effect,
-                    "claim_by": item.claim_by,
-                    "observations": {v: o["observation"] for v, o in item.observations.items()},
-                    "verification": item.verification(facts.vantages),
-                    "outcome": outcomes[item.item_id],
-                }
-                for item in facts.items.values()
-            ],
-            "appeals": [vars(a) for a in facts.appeals],
-            "delivery_error": facts.delivery_error,
-            "info_question": facts.info_question,
-            "audit": {"count": case.chain.sequence, "head_hash": case.chain.head_hash},
-        }
+        return status_view(self.case)
 
     @workflow.query
     def timeline(self) -> list[dict[str, Any]]:
@@ -567,7 +511,7 @@ class AuthorityRequest:
         except ActivityError as exc:
             workflow.logger.warning("polling %s failed: %s", platform.id, _cause(exc))
             return
-        commands = self._commands_from(status)
+        commands = self.case.commands_from(status, self.platform_actor)
         self._quiet_polls = 0 if commands else self._quiet_polls + 1
         if len(commands) > 1 and workflow.patched(ONE_WRITE_PER_POLL_PATCH):
             await self._apply_in_one_write(commands, at=asked_at)
@@ -577,46 +521,6 @@ class AuthorityRequest:
                 await self._apply(command, at=asked_at)
             except ApplicationError as exc:  # the state moved meanwhile: poll again later
                 workflow.logger.info("platform report not applied: %s", exc)
-
-    def _commands_from(self, status: PlatformStatus) -> list[Command]:
-        """What the platform's status says that the case does not know yet."""
-        facts = self.case.facts
-        state = self.case.current
-        via = f"reported through the {self.request.platform.id} API (ticket {status.ticket})"
-        commands: list[Command] = []
-        if (
-            status.acknowledged_at
-            and facts.acknowledged_at is None
-            and state in (State.AWAITING_ACK, State.SECOND_NOTICE, State.UNRESPONSIVE)
-        ):
-            commands.append(
-                Acknowledge(
-                    actor=self.platform_actor, reason=via, acknowledged_at=status.acknowledged_at
-                )
-            )
-        effects = [
-            ItemEffect.from_platform(e)
-            for e in status.items
-            if e.effect not in (None, "needs_more_info")
-            and e.item_id in facts.items
-            and not facts.items[e.item_id].decided
-        ]
-        if effects:
-            commands.append(
-                ReportEffect(actor=self.platform_actor, reason=via, effects=tuple(effects))
-            )
-        elif (
-            status.status == "info_requested"
-            and status.info_request
-            and state in (State.ACKNOWLEDGED, State.OVERDUE)
-        ):
-            commands.append(
-                RequestInfo(actor=self.platform_actor, reason=via, question=status.info_request)
-            )
-        return commands
-
-    def _claimed_items(self) -> list[tuple[str, str]]:
-        return [(i.item_id, i.url) for i in self.case.facts.items.values() if i.effect is not None]
 
     async def _probe(
         self, items: Sequence[tuple[str, str]], vantages: Sequence[str], *, baseline: bool = False
@@ -676,12 +580,7 @@ class AuthorityRequest:
 
     async def _recheck(self, at: datetime) -> None:
         del at  # stamped when its probes are asked, right after this deadline
-        gone = [
-            (i.item_id, i.url)
-            for i in self.case.facts.items.values()
-            if i.effect in ("removed_globally", "restricted", "already_removed")
-        ]
-        await self._verify("recheck", gone)
+        await self._verify("recheck", self.case.removed_items())
 
     async def _complete_monitoring(self, at: datetime) -> None:
         await self._fire("monitoring_complete", "re-checks done and the appeal window ended", at=at)
@@ -690,8 +589,7 @@ class AuthorityRequest:
         await self._fire("appeal_window_closed", "no appeal was decided within the window", at=at)
 
     async def _check_reinstatement(self) -> None:
-        appeal = self.case.facts.appeals[-1]
-        items = [(i, self.case.facts.items[i].url) for i in appeal.reversed_items]
+        items = self.case.reinstated_items()
         asked_at = workflow.now()
         evidence = await self._probe(items, self.request.vantages)
         if all(e.observation is Observation.AVAILABLE for e in evidence):
@@ -772,35 +670,10 @@ class AuthorityRequest:
             ]
         )
         self._published = values
-        workflow.set_current_details(self._details())
+        workflow.set_current_details(details_markdown(case))
         if case.closed:
             anchor = case.chain.anchor().to_dict()
             workflow.upsert_memo({"audit_anchor": anchor, "outcome": case.outcome})
-
-    def _details(self) -> str:
-        case = self.case
-        facts = case.facts
-        state = case.current
-        due = utc_iso(facts.due_at) if facts.due_at else "none"
-        lines = [
-            f"**State:** `{state.value}`"
-            + (f" — outcome `{case.outcome.value}`" if case.outcome else ""),
-            f"**SLA:** {self.request.policy.id}, due {due}"
-            + (" — **breached**" if facts.sla_breached else ""),
-            f"**Allowed now:** {', '.join(allowed_triggers(state)) or 'nothing'}",
-            "",
-            "| item | category | platform claim | our observation | outcome |",
-            "|---|---|---|---|---|",
-        ]
-        outcomes = case.item_outcomes()
-        for item in facts.items.values():
-            seen = ", ".join(f"{v}: {o['observation']}" for v, o in item.observations.items())
-            lines.append(
-                f"| {item.item_id} | {item.category} | {item.effect or '-'} | {seen or '-'} "
-                f"| {outcomes[item.item_id]} |"
-            )
-        lines += ["", f"**Audit:** {case.chain.sequence} entries, head `{case.chain.head_hash}`"]
-        return "\n".join(lines)
 
     def _result(self) -> RequestResult:
         case = self.case

@@ -17,8 +17,8 @@ if str(ROOT) not in sys.path:  # the project's packages, not tests/<name> namesp
 import pytest  # noqa: E402
 from temporalio.client import Client  # noqa: E402
 
-import worker as docket_worker  # noqa: E402
 from audit_temporal.reconcile_helpers import KilledRun, Stack, make_stack, run_killed_worker  # noqa: E402
+from docket import worker_setup as docket_worker  # noqa: E402
 from docket.devserver import DevServer, connect_when_ready, free_port  # noqa: E402
 
 

@@ -22,6 +22,7 @@ from temporalio import activity
 
 import worker
 from activities.audit import AuditActivities
+from docket import worker_setup
 
 KILL_AFTER = os.environ["DOCKET_TEST_KILL_AFTER"]
 MARKER = Path(os.environ["DOCKET_TEST_KILL_MARKER"])
@@ -49,5 +50,6 @@ class KillAfterWrite(AuditActivities):
 
 
 if __name__ == "__main__":
-    worker.AuditActivities = KillAfterWrite  # type: ignore[attr-defined]  # build_worker looks it up here
+    # build_worker makes its audit activities from this module global
+    worker_setup.AuditActivities = KillAfterWrite  # type: ignore[attr-defined]
     sys.exit(asyncio.run(worker.run_worker()))

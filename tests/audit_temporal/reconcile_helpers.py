@@ -20,15 +20,14 @@ from typing import Any
 
 from temporalio.client import Client
 from temporalio.worker import Worker
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-import worker as docket_worker
 from activities.audit import AuditActivities
 from activities.platform import PlatformActivities, PlatformEndpoint
 from audit.entry import AuditAnchor
 from audit.reader import iter_entries
 from audit.writer import AuditWriter
 from docket import client as docket
+from docket import worker_setup as docket_worker
 from docket.case import RequestResult
 from docket.models import Approve, Command, Order
 from docket.reference import ReferenceData, SlaPolicy, default_reference
@@ -36,7 +35,6 @@ from docket.temporal_names import TASK_QUEUE
 from docket.validation import validate_order
 from platform_sim.scenarios import PlatformScenario
 from platform_sim.server import PlatformSimulator
-from workflows import AuthorityRequest
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -179,20 +177,11 @@ async def anchors_of(client: Client, rid: str) -> list[AuditAnchor]:
 async def in_process_worker(
     client: Client, stack: Stack, audit_dir: Path, audit: type[AuditActivities] = AuditActivities
 ) -> AsyncIterator[Worker]:
-    """worker.build_worker's worker, with `audit` (a test subclass) as write_audit_entries."""
+    """The real worker (build_worker), with `audit` (a test subclass) as write_audit_entries."""
     platforms = PlatformActivities(stack.endpoints())
     writer = AuditWriter(audit_dir)
-    activities = audit(writer)
-    worker = Worker(
-        client,
-        task_queue=TASK_QUEUE,
-        workflows=[AuthorityRequest],
-        activities=[*activities.activities(), *platforms.activities()],
-        workflow_runner=SandboxedWorkflowRunner(
-            restrictions=SandboxRestrictions.default.with_passthrough_modules(
-                *docket_worker.PASSTHROUGH
-            )
-        ),
+    worker = docket_worker.build_worker(
+        client, platforms=platforms, writer=writer, task_queue=TASK_QUEUE, audit=audit(writer)
     )
     try:
         async with worker:

@@ -14,13 +14,13 @@ from pathlib import Path
 from docket_harness import Stack, actor, endpoints, make_order, wait_for
 from temporalio.client import Client
 
-import worker as docket_worker
 from activities.platform import PlatformActivities
 from audit.entry import AuditAnchor
 from audit.verify import verify_paths
 from audit.writer import AuditWriter
 from docket import client as docket
 from docket import temporal_names as names
+from docket import worker_setup as docket_worker
 from docket.case import RequestInput
 from docket.client import build_input
 from docket.models import Approve

@@ -9,10 +9,10 @@ from pathlib import Path
 from docket_harness import Stack, actor, make_order, wait_for
 from temporalio.client import Client
 
-import worker as docket_worker
 from activities.platform import PlatformActivities
 from audit.writer import AuditWriter
 from docket import temporal_names as names
+from docket import worker_setup as docket_worker
 from docket.client import build_input
 from docket.reference import ReferenceData
 

@@ -20,11 +20,11 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
 
-import worker as docket_worker
 from activities.platform import PlatformActivities, PlatformEndpoint
 from audit.writer import AuditWriter
 from docket import client as docket
 from docket import temporal_names as names
+from docket import worker_setup as docket_worker
 from docket.models import Actor, Order
 from docket.reference import ReferenceData, default_reference
 from docket.validation import validate_order

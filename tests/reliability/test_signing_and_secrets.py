@@ -14,8 +14,8 @@ import orjson
 import pytest
 from temporalio.client import Client
 
-import worker as docket_worker
 from docket import client as docket
+from docket import worker_setup as docket_worker
 from docket.case import RequestInput
 from docket.models import Approve
 from docket.reference import default_reference

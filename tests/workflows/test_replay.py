@@ -23,7 +23,7 @@ from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 
 from docket import temporal_names as names
 from docket.case import RequestInput, RequestResult
-from worker import _CompileOnceFinder, _CompileOnceLoader, workflow_runner
+from docket.worker_setup import CompileOnceFinder, CompileOnceLoader, workflow_runner
 from workflows import AuthorityRequest
 from workflows.authority_request import LOCAL_AUDIT_PATCH, ONE_WRITE_PER_POLL_PATCH
 
@@ -115,18 +115,18 @@ async def test_the_sandbox_imports_the_workflow_module_through_the_compile_once_
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     found: list[tuple[str, type]] = []
-    find_spec = _CompileOnceFinder.find_spec
+    find_spec = CompileOnceFinder.find_spec
 
-    def spy(self: _CompileOnceFinder, fullname: str, path: Any, target: Any = None) -> Any:
+    def spy(self: CompileOnceFinder, fullname: str, path: Any, target: Any = None) -> Any:
         spec = find_spec(self, fullname, path, target)
         if spec is not None:
             found.append((fullname, type(spec.loader)))
         return spec
 
-    monkeypatch.setattr(_CompileOnceFinder, "find_spec", spy)
+    monkeypatch.setattr(CompileOnceFinder, "find_spec", spy)
     result = await replayer().replay_workflow(load("comply", ONE_WRITE))
     assert result.replay_failure is None
-    assert ("workflows.authority_request", _CompileOnceLoader) in found, found
+    assert ("workflows.authority_request", CompileOnceLoader) in found, found
 
 
 @workflow.defn(name=names.WORKFLOW_NAME)

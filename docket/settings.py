@@ -1,0 +1,82 @@
+"""Settings shared by the worker, the client tools and the demo, read once from the environment.
+
+Temporal's own connection settings (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY,
+TEMPORAL_TLS_*, TEMPORAL_PROFILE) are read by `temporalio.envconfig` in `docket.client.connect`;
+everything Docket adds is here, with the variable that sets it:
+
+- DOCKET_TASK_QUEUE: the requests' task queue, for the worker and the clients
+  (default `authority-requests`)
+- DOCKET_AUDIT_DIR: where this worker appends its audit segments (default `var/audit`)
+- DOCKET_REFERENCE_DIR: the deployment's reference data (default: the shipped docket/data)
+- DOCKET_LOG_FORMAT: application logs, `console` (default) or `json`
+- DOCKET_MAX_CACHED_WORKFLOWS: runs kept in memory; the rest replay when they wake (1000)
+- DOCKET_WORKFLOW_SANDBOX: `on` (default), or `off` to run workflow code unsandboxed
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from docket import temporal_names as names
+
+
+class SettingsError(ValueError):
+    """A setting that cannot be used; the message names the variable and what is allowed."""
+
+
+def task_queue(environ: Mapping[str, str] | None = None) -> str:
+    """The requests' task queue: the worker polls it and clients start requests on it."""
+    environ = os.environ if environ is None else environ
+    value = environ.get("DOCKET_TASK_QUEUE", "").strip() or names.TASK_QUEUE
+    if len(value) > 200 or any(c.isspace() for c in value):
+        raise SettingsError(
+            f"DOCKET_TASK_QUEUE: {value[:40]!r} is not a task queue name (no spaces, "
+            "at most 200 characters)"
+        )
+    return value
+
+
+def _choice(environ: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = environ.get(name, "").strip().lower() or default
+    if value not in allowed:
+        raise SettingsError(f"{name}: {value!r} is not one of {', '.join(allowed)}")
+    return value
+
+
+def _positive_int(environ: Mapping[str, str], name: str, default: int) -> int:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}: {raw!r} is not a whole number") from None
+    if value < 1:
+        raise SettingsError(f"{name}: must be at least 1, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """What a worker process is configured with (secrets excepted: see `platform_endpoints`)."""
+
+    task_queue: str = names.TASK_QUEUE
+    audit_dir: Path = field(default_factory=lambda: Path("var/audit"))
+    log_format: str = "console"
+    max_cached_workflows: int = 1000
+    sandboxed: bool = True
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> WorkerSettings:
+        """Read every setting; raise SettingsError naming the first variable that is wrong."""
+        environ = os.environ if environ is None else environ
+        return cls(
+            task_queue=task_queue(environ),
+            audit_dir=Path(environ.get("DOCKET_AUDIT_DIR", "").strip() or "var/audit"),
+            log_format=_choice(environ, "DOCKET_LOG_FORMAT", "console", ("console", "json")),
+            max_cached_workflows=_positive_int(environ, "DOCKET_MAX_CACHED_WORKFLOWS", 1000),
+            sandboxed=_choice(environ, "DOCKET_WORKFLOW_SANDBOX", "on", ("on", "off")) == "on",
+        )

@@ -1,0 +1,184 @@
+"""How a Docket worker is put together: its workflows, activities, sandbox and checks.
+
+`worker.py` is only the process (`main()`); the demo, the benchmarks and the tests build the
+very same worker through `build_worker`.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.machinery
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from types import CodeType
+from typing import Any, ClassVar
+
+import structlog
+from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
+from temporalio.client import Client
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from activities.audit import AuditActivities
+from activities.platform import PlatformActivities, PlatformEndpoint
+from audit.writer import AuditWriter
+from docket.reference import ReferenceData
+from docket.temporal_names import SEARCH_ATTRIBUTES, TASK_QUEUE, cli_type
+from workflows import AuthorityRequest
+
+log = structlog.get_logger("docket.worker")
+
+# Pure, deterministic modules shared by all workflow runs instead of re-imported per run
+# (the sandbox re-imports everything else): our core and its libraries.
+PASSTHROUGH = ("docket", "audit", "transitions", "pydantic", "pydantic_core", "annotated_types")
+# What the sandbox does import afresh for each run: the workflow definitions.
+WORKFLOW_PACKAGES = ("workflows",)
+
+
+class CompileOnceLoader(importlib.machinery.SourceFileLoader):
+    """Compiles a module's source once per process, then reuses the code object."""
+
+    _compiled: ClassVar[dict[tuple[str, bytes], CodeType]] = {}
+
+    def source_to_code(  # type: ignore[override]
+        self, data: bytes, path: str, *args: Any, **kwargs: Any
+    ) -> CodeType:
+        # *args/**kwargs: whatever else this Python passes (`_optimize`; `fullname` from 3.15)
+        key = (str(path), bytes(data))  # the source itself: an edited file compiles again
+        code = self._compiled.get(key)
+        if code is None:
+            code = super().source_to_code(data, path, *args, **kwargs)
+            self._compiled[key] = code
+        return code
+
+
+class CompileOnceFinder(importlib.abc.MetaPathFinder):
+    """Finds the workflow modules as usual, to be loaded by `CompileOnceLoader`.
+
+    The sandbox imports the workflow module afresh for every run it starts (a new request,
+    or one evicted from the cache and replayed when it wakes). Where Python keeps no bytecode
+    (PYTHONDONTWRITEBYTECODE, as in many container images, or a read-only tree) each of those
+    imports would compile the source again: ~5 ms of a lifecycle's worker CPU here."""
+
+    def __init__(self, packages: Sequence[str]) -> None:
+        self.packages = frozenset(packages)
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: object = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname.partition(".")[0] not in self.packages:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is not None and type(spec.loader) is importlib.machinery.SourceFileLoader:
+            spec.loader = CompileOnceLoader(spec.loader.name, spec.loader.path)
+        return spec
+
+
+def sandbox_restrictions() -> SandboxRestrictions:
+    """The SDK's default restrictions with Docket's pure modules passed through."""
+    return SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
+
+
+def workflow_runner(
+    *, sandboxed: bool = True, workflow_packages: Sequence[str] = WORKFLOW_PACKAGES
+) -> WorkflowRunner:
+    """How the worker runs workflow code: in the SDK's sandbox (the default; Docket's core
+    modules pass through), with each module of `workflow_packages` compiled once per
+    process; or not sandboxed (`DOCKET_WORKFLOW_SANDBOX=off`)."""
+    if not sandboxed:
+        return UnsandboxedWorkflowRunner()
+    finder = CompileOnceFinder(workflow_packages)
+    if not any(
+        isinstance(f, CompileOnceFinder) and f.packages == finder.packages for f in sys.meta_path
+    ):
+        sys.meta_path.insert(0, finder)
+    return SandboxedWorkflowRunner(restrictions=sandbox_restrictions())
+
+
+class WorkerSetupError(Exception):
+    """The worker cannot start; the message says what to do."""
+
+
+async def check_search_attributes(client: Client) -> None:
+    """Refuse to start when a search attribute is not registered (with the command to fix)."""
+    response = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=client.namespace)
+    )
+    registered = dict(response.custom_attributes)
+    missing = [key for key in SEARCH_ATTRIBUTES if key.name not in registered]
+    wrong = [
+        key
+        for key in SEARCH_ATTRIBUTES
+        if key.name in registered and int(registered[key.name]) != int(key.indexed_value_type)
+    ]
+    if missing or wrong:
+        fixes = "\n".join(
+            f"  temporal operator search-attribute create --namespace {client.namespace} "
+            f"--name {key.name} --type {cli_type(key)}"
+            for key in missing
+        )
+        problems = [f"missing: {', '.join(k.name for k in missing)}"] if missing else []
+        problems += [f"wrong type: {k.name} (want {cli_type(k)})" for k in wrong]
+        raise WorkerSetupError(
+            f"search attributes not registered on namespace {client.namespace!r} "
+            f"({'; '.join(problems)}). Register them, then start the worker again:\n{fixes}"
+        )
+
+
+def platform_endpoints(
+    reference: ReferenceData, environ: Mapping[str, str] | None = None
+) -> dict[str, PlatformEndpoint]:
+    """Endpoints from the reference data; secrets from the environment, never from history.
+
+    A platform whose secret is missing is still served for probes (they need none); its API
+    calls fail with MissingCredentials, so deliveries land in `delivery_failed` with the name
+    of the variable to set, and `retry` works once the worker has it."""
+    environ = os.environ if environ is None else environ
+    endpoints = {}
+    for platform in reference.platforms.values():
+        secret = environ.get(platform.credential_env, "")
+        if platform.api and not secret:
+            log.warning(
+                "platform without credentials: its deliveries will fail until it is set",
+                platform=platform.id,
+                set_variable=platform.credential_env,
+            )
+        base_url = environ.get(f"DOCKET_PLATFORM_URL_{platform.id.upper()}", platform.base_url)
+        endpoints[platform.id] = PlatformEndpoint(
+            base_url=base_url,
+            secret=secret.encode(),
+            markers=platform.markers,
+            api=platform.api,
+            credential_env=platform.credential_env,
+        )
+    return endpoints
+
+
+def build_worker(
+    client: Client,
+    *,
+    platforms: PlatformActivities,
+    writer: AuditWriter,
+    task_queue: str = TASK_QUEUE,
+    max_concurrent_activities: int = 200,
+    max_cached_workflows: int = 1000,
+    sandboxed: bool = True,
+    audit: AuditActivities | None = None,
+) -> Worker:
+    """The worker with Docket's workflows and activities.
+
+    `max_cached_workflows` bounds memory (about 0.5 MiB per cached run; requests beyond it are
+    replayed from history when they wake). `sandboxed=False` saves ~25% worker CPU
+    (docs/performance.md); determinism is then guarded by the replay tests alone. `audit`
+    replaces the audit activities (tests inject faults through it)."""
+    audit = audit or AuditActivities(writer)
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[AuthorityRequest],
+        activities=[*audit.activities(), *platforms.activities()],
+        max_concurrent_activities=max_concurrent_activities,
+        max_cached_workflows=max_cached_workflows,
+        workflow_runner=workflow_runner(sandboxed=sandboxed),
+    )
