@@ -7,7 +7,6 @@ reference data (known authority, platform, legal basis...) live in `docket.valid
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
@@ -24,42 +23,36 @@ from pydantic import (
 )
 
 from docket.lifecycle import Role
+from docket.text import check_text, find_unsafe
 
 if TYPE_CHECKING:
     from docket.platform_protocol import PlatformItemEffect
 
-# A single line of human text: control characters (CR/LF included) are refused, so one audit
-# entry always stays one line and a log viewer never shows forged lines.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u2028\u2029]")
-_CONTROL_LINE = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+def _one_line(value: str) -> str:
+    """One line of text under the text policy (docket.text): no line breaks, no control or
+    bidi characters, so one audit entry stays one line and no viewer shows forged text."""
+    return check_text(value)
 
 
-def _no_control_chars(value: str) -> str:
-    if _CONTROL_LINE.search(value):
-        raise ValueError("must be one line without control characters")
-    return value
-
-
-def _no_control_chars_multiline(value: str) -> str:
-    if _CONTROL.search(value):
-        raise ValueError("must not contain control characters (tabs and newlines are fine)")
-    return value
+def _multiline(value: str) -> str:
+    """Text that may hold line breaks and tabs, otherwise under the same policy."""
+    return check_text(value, multiline=True)
 
 
 Line = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=500),
-    AfterValidator(_no_control_chars),
+    AfterValidator(_one_line),
 ]
 Text = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=20_000),
-    AfterValidator(_no_control_chars_multiline),
+    AfterValidator(_multiline),
 ]
 Reason = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=3, max_length=4_000),
-    AfterValidator(_no_control_chars_multiline),
+    AfterValidator(_multiline),
 ]
 Identifier = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
 PolicyId = Annotated[str, StringConstraints(pattern=r"^[A-Z0-9][A-Z0-9-]{1,40}$")]
@@ -76,8 +69,8 @@ def check_url(value: str) -> str:
     """An exact content URL: http(s), a host, no whitespace, at most 2,048 characters."""
     if len(value) > 2048:
         raise ValueError("URL is longer than 2,048 characters")
-    if any(c.isspace() for c in value) or _CONTROL_LINE.search(value):
-        raise ValueError("URL must not contain spaces or control characters")
+    if any(c.isspace() for c in value) or find_unsafe(value) is not None:
+        raise ValueError("URL must not contain spaces, control or invisible characters")
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https"):
         raise ValueError(f"URL must start with http:// or https:// (got {value[:40]!r})")
@@ -146,7 +139,7 @@ class Order(Model):
     statement_of_reasons: Annotated[
         str,
         StringConstraints(strip_whitespace=True, min_length=20, max_length=20_000),
-        AfterValidator(_no_control_chars_multiline),
+        AfterValidator(_multiline),
     ]
     territorial_scope: Annotated[tuple[CountryCode | Literal["global"], ...], Field(min_length=1)]
     scope_justification: Text | None = None
@@ -160,7 +153,7 @@ class Order(Model):
     @field_validator("reference")
     @classmethod
     def _reference_is_one_line(cls, value: str) -> str:
-        return _no_control_chars(value)
+        return _one_line(value)
 
     @model_validator(mode="after")
     def _consistent(self) -> Order:

@@ -77,13 +77,14 @@ _CSV_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 class UnsafeText(ValueError):
     """Text holding a character that could make it display differently from what is stored."""
 
-    def __init__(self, char: str, index: int, kind: str) -> None:
+    def __init__(self, char: str, index: int, kind: str, *, multiline: bool = False) -> None:
         self.char = char
         self.index = index
         self.kind = kind
+        allowed = " (line breaks and tabs are fine)" if multiline else ""
         super().__init__(
             f"contains {_describe(char)} ({kind}) at position {index}: such characters make "
-            "text display differently from what is stored; remove it"
+            f"text display differently from what is stored; remove it{allowed}"
         )
 
 
@@ -115,7 +116,7 @@ def check_text(value: str, *, multiline: bool = False) -> str:
     found = find_unsafe(value, multiline=multiline)
     if found is not None:
         index, char = found
-        raise UnsafeText(char, index, _kind(char))
+        raise UnsafeText(char, index, _kind(char), multiline=multiline)
     return value
 
 

@@ -100,7 +100,12 @@ def test_order_categories_in_first_seen_order() -> None:
     ("field", "value", "message"),
     [
         ("statement_of_reasons", "Too short", "String should have at least 20 characters"),
-        ("reference", "12/\nBTTTT", "must be one line without control characters"),
+        (
+            "reference",
+            "12/\nBTTTT",
+            "contains U+000A (control character) at position 3: such characters make text "
+            "display differently from what is stored; remove it",
+        ),
         (
             "language",
             "Vietnamese",
@@ -128,8 +133,15 @@ def test_scope_listed_twice() -> None:
             "ftp://example.com/x",
             "URL must start with http:// or https:// (got 'ftp://example.com/x')",
         ),
-        ("https://example.com/a b", "URL must not contain spaces or control characters"),
-        ("https://example.com/a\u2028b", "URL must not contain spaces or control characters"),
+        ("https://example.com/a b", "URL must not contain spaces, control or invisible characters"),
+        (
+            "https://example.com/a\u2028b",
+            "URL must not contain spaces, control or invisible characters",
+        ),
+        (
+            "https://example.com/a\u202eb",
+            "URL must not contain spaces, control or invisible characters",
+        ),
         ("https:///path-only", "URL has no host"),
         ("https://example.com:99999/x", "URL has an invalid port: Port out of range 0-65535"),
         ("https://e.com/" + "a" * 2040, "URL is longer than 2,048 characters"),
@@ -150,7 +162,11 @@ def test_reason_allows_newlines_but_not_escape_codes() -> None:
     ok = Approve(actor=OFFICER, reason="Dòng một\nDòng hai\tcó tab")
     assert "\n" in ok.reason
     assert _errors(Approve, {"actor": OFFICER, "reason": "x\x1b[31mred"}) == [
-        ("reason", "must not contain control characters (tabs and newlines are fine)")
+        (
+            "reason",
+            "contains U+001B (control character) at position 1: such characters make text "
+            "display differently from what is stored; remove it (line breaks and tabs are fine)",
+        )
     ]
 
 

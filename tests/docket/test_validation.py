@@ -41,7 +41,7 @@ BROKEN: dict[str, list[tuple[str, str]]] = {
             "items[0].url",
             "URL must start with http:// or https:// (got 'ftp://127.0.0.1/facebook/content/gia-mao')",
         ),
-        ("items[1].url", "URL must not contain spaces or control characters"),
+        ("items[1].url", "URL must not contain spaces, control or invisible characters"),
     ],
     "unknown-platform": [("platform", "unknown platform 'zalo'; known: facebook, tiktok, youtube")],
     "empty-items": [("items", "Tuple should have at least 1 item after validation, not 0")],
@@ -66,7 +66,19 @@ BROKEN: dict[str, list[tuple[str, str]]] = {
     ],
     "duplicate-item-ids": [("items[1].item_id", "'fb-1' is used twice")],
     "control-characters-in-reason": [
-        ("items[0].reason", "must not contain control characters (tabs and newlines are fine)")
+        (
+            "items[0].reason",
+            "contains U+001B (control character) at position 28: such characters make text "
+            "display differently from what is stored; remove it (line breaks and tabs are fine)",
+        )
+    ],
+    "bidi-override-in-reason": [
+        (
+            "items[0].reason",
+            "contains U+202E RIGHT-TO-LEFT OVERRIDE (bidi embedding/override) at position 18: "
+            "such characters make text display differently from what is stored; remove it "
+            "(line breaks and tabs are fine)",
+        )
     ],
     "several-errors": [
         ("issued_at", "Input should have timezone info"),
