@@ -91,6 +91,15 @@ class Demo:
             {"facebook": facebook, "youtube": youtube},
         )
 
+    def worker_reference(self) -> ReferenceData:
+        """The demo's operator configuration: the shipped data, platforms polled every
+        second (the simulated platforms answer within seconds)."""
+        platforms = {
+            key: platform.model_copy(update={"poll_interval": POLL})
+            for key, platform in self.reference.platforms.items()
+        }
+        return self.reference.model_copy(update={"platforms": platforms})
+
     def endpoints(self, sim: PlatformSimulator) -> dict[str, PlatformEndpoint]:
         return {
             p: PlatformEndpoint(
@@ -102,6 +111,7 @@ class Demo:
         }
 
     def orders(self, run_tag: str) -> list[Order]:
+        assert self.sim is not None
         orders = []
         for path in sorted(SEED.glob("*.json")):
             for raw in read_request_file(path):
@@ -109,6 +119,12 @@ class Demo:
                 # A fresh reference per run, so a kept database still gets new requests
                 data["reference"] = f"{data['reference']}-demo-{run_tag}"
                 data["sla_policy"] = DEMO_POLICY
+                # The seed's content URLs name the simulator's default address; the demo may
+                # run it on another port (--sim-port).
+                data["items"] = [
+                    {**item, "url": _on_simulator(item["url"], self.sim.url)}
+                    for item in data["items"]
+                ]
                 orders.append(validate_order(data, self.reference, source=raw.source))
         return orders
 
@@ -136,7 +152,9 @@ class Demo:
                 await docket_worker.check_search_attributes(client)
                 platforms = PlatformActivities(self.endpoints(sim))
                 writer = AuditWriter(audit_dir)
-                worker = docket_worker.build_worker(client, platforms=platforms, writer=writer)
+                worker = docket_worker.build_worker(
+                    client, platforms=platforms, writer=writer, reference=self.worker_reference
+                )
                 async with worker:
                     say(f"docket demo: worker running; audit log in {audit_dir}/")
                     say(f"docket demo: Temporal UI at {server.ui_url}\n")
@@ -163,9 +181,7 @@ class Demo:
         maker = ref.actor(orders[0].officer)
         ids = []
         for order in orders:
-            sub = await docket.submit(
-                self.client, order, submitted_by=maker, reference=ref, poll_interval=POLL
-            )
+            sub = await docket.submit(self.client, order, submitted_by=maker, reference=ref)
             ids.append(sub.request_id)
             say(f"submitted {sub.request_id} ({order.platform}, {len(order.items)} items)")
         facebook, youtube = ids
@@ -318,6 +334,12 @@ class Demo:
                     f"{counts['total_duplicate_deliveries']} duplicates, "
                     f"notices {counts['notices']}"
                 )
+
+
+def _on_simulator(url: str, sim_url: str) -> str:
+    """`url` moved from the simulator's default address to where it runs now."""
+    default = "http://127.0.0.1:8700/"
+    return sim_url.rstrip("/") + "/" + url.removeprefix(default) if url.startswith(default) else url
 
 
 def _short(rid: str) -> str:

@@ -84,9 +84,6 @@ def load_orders(paths: Sequence[str], reference: ReferenceData) -> tuple[list[Or
     problems: list[str] = []
     for name in paths:
         path = Path(name)
-        if not path.is_file():
-            problems.append(f"{name}: (file): no such file")
-            continue
         try:
             raws = list(read_request_file(path))
         except InvalidRequest as exc:

@@ -26,7 +26,7 @@ from activities.platform import PlatformActivities
 from audit.writer import AuditWriter
 from docket.client import Unavailable, connect
 from docket.logs import configure_logging
-from docket.reference import ReferenceError, default_reference
+from docket.reference import ReferenceError, load_reference
 from docket.settings import SettingsError, WorkerSettings
 from docket.worker_setup import (
     WorkerSetupError,
@@ -59,7 +59,7 @@ async def _connect_patiently(identity: str, stop: asyncio.Event) -> Client | Non
 async def run_worker() -> int:
     try:
         settings = WorkerSettings.from_env()
-        reference = default_reference()
+        reference = load_reference()  # checked now: a broken directory stops the start
     except (SettingsError, ReferenceError) as exc:
         print(f"docket worker: {exc}", file=sys.stderr)
         return 2
@@ -83,6 +83,7 @@ async def run_worker() -> int:
         client,
         platforms=platforms,
         writer=writer,
+        reference=load_reference,  # read afresh for each new request: edits apply at once
         task_queue=settings.task_queue,
         max_cached_workflows=settings.max_cached_workflows,
         sandboxed=settings.sandboxed,

@@ -29,10 +29,11 @@ from bench.common import Table, fmt, median, percentile, ratio, say
 from bench.stack import PLATFORM, Server, Simulator, WorkerProcess
 from docket import client as docket
 from docket.devserver import connect_when_ready
+from docket.intake import resolve
 from docket.models import Approve, Order
 from docket.reference import ReferenceData, SlaPolicy, default_reference, parse_duration
 from docket.temporal_names import TASK_QUEUE
-from docket.validation import validate_order
+from docket.validation import validate_order, workflow_id_for
 
 POLL = timedelta(seconds=1)
 BENCH_POLICY = SlaPolicy(
@@ -55,10 +56,16 @@ ITEMS = (
 RETRY_NOT_READY = 0.25  # seconds between approve attempts while the request is not ready
 
 
-def bench_reference() -> ReferenceData:
+def bench_reference(poll_interval: timedelta = POLL) -> ReferenceData:
+    """The operator's configuration for the benchmarks: BENCH_POLICY, platforms polled every
+    `poll_interval`."""
     ref = default_reference()
     policies = {**ref.sla_policies, BENCH_POLICY.id: BENCH_POLICY}
-    return ref.model_copy(update={"sla_policies": policies})
+    platforms = {
+        key: p.model_copy(update={"poll_interval": poll_interval})
+        for key, p in ref.platforms.items()
+    }
+    return ref.model_copy(update={"sla_policies": policies, "platforms": platforms})
 
 
 def make_order(sim: Simulator, ref: ReferenceData, tag: str, i: int) -> Order:
@@ -152,15 +159,20 @@ class Driver:
     def workflow_id(self, tag: str, i: int) -> str:
         if is_bare(self.variant):
             return f"bare-{tag}-{i}"
-        return docket.build_input(
-            make_order(self.sim, self.ref, tag, i), self.maker, self.ref
-        ).request_id
+        order = make_order(self.sim, self.ref, tag, i)
+        return workflow_id_for(order.authority, order.reference)
 
     async def start(self, tag: str, i: int) -> str:
         order = make_order(self.sim, self.ref, tag, i)
         if is_bare(self.variant):
-            request = docket.build_input(order, self.maker, self.ref, poll_interval=self.poll)
             wid = f"bare-{tag}-{i}"
+            request = resolve(
+                order,
+                self.maker,
+                self.ref,
+                workflow_id=workflow_id_for(order.authority, order.reference),
+                now=datetime.now(UTC),
+            )
             policy = request.policy
             inp = BareInput(
                 request_id=wid,
@@ -174,9 +186,8 @@ class Driver:
             )
             await self.client.start_workflow(BARE_WORKFLOW, inp, id=wid, task_queue=self.task_queue)
             return wid
-        sub = await docket.submit(
-            self.client, order, submitted_by=self.maker, reference=self.ref, poll_interval=self.poll
-        )
+        # Docket's worker polls as its reference data says (bench_reference, same interval)
+        sub = await docket.submit(self.client, order, submitted_by=self.maker, reference=self.ref)
         return sub.request_id
 
     async def is_ready(self, wid: str) -> bool:

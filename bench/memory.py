@@ -28,7 +28,14 @@ async def measure(n: int, time_budget: float, max_cached: int | None = None) -> 
     with (
         Server(f"memory-{n}", sqlite=False) as server,
         Simulator(server.dir) as sim,
-        WorkerProcess("docket", server, sim, TASK_QUEUE, max_cached=max_cached) as worker,
+        WorkerProcess(
+            "docket",
+            server,
+            sim,
+            TASK_QUEUE,
+            max_cached=max_cached,
+            poll_seconds=WAIT.total_seconds(),
+        ) as worker,
     ):
         client = await connect(server)
         driver = Driver(client, sim, "docket", TASK_QUEUE, poll_interval=WAIT)

@@ -128,6 +128,7 @@ class WorkerProcess:
         sim: Simulator,
         task_queue: str,
         max_cached: int | None = None,
+        poll_seconds: float = 1.0,
     ) -> None:
         self.variant = variant
         self.args = [
@@ -146,6 +147,8 @@ class WorkerProcess:
             sim.secret,
             "--audit-dir",
             str(server.dir / "audit" / task_queue),
+            "--poll-seconds",
+            str(poll_seconds),
         ]
         if max_cached is not None:
             self.args += ["--max-cached", str(max_cached)]

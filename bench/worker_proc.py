@@ -23,6 +23,7 @@ import asyncio
 import logging
 import signal
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 from temporalio.client import Client
@@ -31,6 +32,7 @@ from temporalio.worker import Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.audit import AuditActivities
+from activities.config import DeploymentActivities
 from activities.platform import PlatformActivities, PlatformEndpoint
 from audit.writer import AuditWriter
 from bench.bare import BareRequest
@@ -39,8 +41,9 @@ from bench.experiments import (
     AuthorityRequestRegularAudit,
     NoDiskAuditActivities,
 )
-from bench.lifecycle import is_bare
+from bench.lifecycle import bench_reference, is_bare
 from docket import worker_setup as docket_worker
+from docket.reference import ReferenceData
 from platform_sim.scenarios import markers_for
 from workflows import AuthorityRequest
 
@@ -68,10 +71,15 @@ def build(
     writer: AuditWriter,
     task_queue: str,
     max_cached: int | None,
+    reference: ReferenceData,
 ) -> Worker:
     if variant == "docket" and max_cached is None:
         return docket_worker.build_worker(
-            client, platforms=platforms, writer=writer, task_queue=task_queue
+            client,
+            platforms=platforms,
+            writer=writer,
+            reference=lambda: reference,
+            task_queue=task_queue,
         )
     # the same runner as Docket's worker (sandbox, passthrough, each workflow module compiled
     # once per process), for the bare workflow's module too
@@ -102,11 +110,12 @@ def build(
     audit = (NoDiskAuditActivities if variant == "docket-no-disk-write" else AuditActivities)(
         writer
     )
+    deployment = DeploymentActivities(lambda: reference)
     return Worker(
         client,
         task_queue=task_queue,
         workflows=[workflow_class],
-        activities=[*audit.activities(), *platforms.activities()],
+        activities=[*audit.activities(), *platforms.activities(), *deployment.activities()],
         max_concurrent_activities=200,
         workflow_runner=runner,
         max_cached_workflows=cache,
@@ -124,7 +133,10 @@ async def run(args: argparse.Namespace) -> int:
     )
     platforms = PlatformActivities({args.platform: endpoint})
     writer = AuditWriter(Path(args.audit_dir))
-    worker = build(args.variant, client, platforms, writer, args.task_queue, args.max_cached)
+    reference = bench_reference(timedelta(seconds=args.poll_seconds))
+    worker = build(
+        args.variant, client, platforms, writer, args.task_queue, args.max_cached, reference
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -147,6 +159,7 @@ def main() -> None:
     parser.add_argument("--secret", required=True)
     parser.add_argument("--audit-dir", required=True)
     parser.add_argument("--max-cached", type=int, default=None)
+    parser.add_argument("--poll-seconds", type=float, default=1.0, help="platform poll interval")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     sys.exit(asyncio.run(run(args)))

@@ -13,7 +13,10 @@ import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
+
+from pydantic import Field
 
 from audit.entry import ChainHead, build_entry
 from docket.lifecycle import (
@@ -48,6 +51,25 @@ from docket.platform_protocol import LegalBasis as WireLegalBasis
 from docket.platform_protocol import Notice, OrderItem, OrderPayload, PlatformStatus
 from docket.reference import Authority, Category, LegalBasis, Platform, SlaPolicy
 from docket.verification import UNREACHABLE, Evidence, Observation
+
+
+class Verification(StrEnum):
+    """What our own probes make of a platform's claim that an item is gone or restricted."""
+
+    CONFIRMED = "confirmed"  # every relevant vantage saw it unreachable (at least once)
+    UNVERIFIED = "unverified"  # nothing contradicts it, but we never saw it gone
+    CONTRADICTED = "contradicted"  # a relevant vantage still sees the content
+    NOT_APPLICABLE = "not_applicable"  # no claim of removal (declined, pending)
+
+
+# The words requests started before the trust-boundary change wrote in their entries: their
+# replay must plan the very same entries.
+LEGACY_VERIFICATION_WORDS = {
+    Verification.CONFIRMED: "confirmed",
+    Verification.UNVERIFIED: "inconclusive",
+    Verification.CONTRADICTED: "disagrees",
+    Verification.NOT_APPLICABLE: "not_applicable",
+}
 
 # Claims that say the content is gone (everywhere, or where it was restricted).
 GONE_CLAIMS = frozenset({"removed_globally", "restricted", "already_removed", "not_found"})
@@ -115,6 +137,9 @@ class RequestResult(Model):
     item_outcomes: dict[str, str]
     audit_count: int
     audit_head: str
+    # per item: confirmed | unverified | contradicted | not_applicable (empty for requests
+    # started before verification was recorded per item)
+    item_verification: dict[str, str] = Field(default_factory=dict)
 
 
 class CommandRejected(Exception):
@@ -142,6 +167,7 @@ class ItemRecord:
     observations: dict[str, dict[str, Any]] = field(default_factory=dict)  # vantage -> evidence
     baseline: dict[str, Any] | None = None
     reinstated: bool = False
+    confirmed_once: bool = False  # our probes confirmed the current claim at least once
 
     @property
     def effect(self) -> str | None:
@@ -151,25 +177,28 @@ class ItemRecord:
     def decided(self) -> bool:
         return self.effect in DECISIONS
 
-    def verification(self, vantages: Sequence[str]) -> str:
-        """confirmed | disagrees | inconclusive | not_applicable: claim against observation."""
+    def verification(self, vantages: Sequence[str]) -> Verification:
+        """The claim against our observations: contradicted as soon as a relevant vantage
+        sees the content; confirmed once every relevant vantage saw it unreachable (and not
+        contradicted since); otherwise unverified (login walls, 404s, probe errors, a country
+        we cannot probe from): never counted as removed."""
         effect = self.effect
         if effect not in GONE_CLAIMS:
-            return "not_applicable"
+            return Verification.NOT_APPLICABLE
         relevant = list(vantages)
         if effect == "restricted" and self.claim is not None:
             inside = [v for v in vantages if v in self.claim.get("restricted_in", ())]
             # a restriction is expected to be visible from outside: control proves nothing
             relevant = inside or [v for v in vantages if v != "control"]
             if not relevant:
-                return "inconclusive"
+                return Verification.UNVERIFIED
         seen = [self.observations.get(v) for v in relevant]
         observed = [Observation(o["observation"]) for o in seen if o is not None]
         if any(o is Observation.AVAILABLE for o in observed):
-            return "disagrees"
+            return Verification.CONTRADICTED
         if observed and len(observed) == len(relevant) and all(o in UNREACHABLE for o in observed):
-            return "confirmed"
-        return "inconclusive"
+            return Verification.CONFIRMED
+        return Verification.CONFIRMED if self.confirmed_once else Verification.UNVERIFIED
 
 
 @dataclass
@@ -208,6 +237,8 @@ class CaseFacts(GuardFacts):
     rechecks_done: int = 0
     delivery_error: str | None = None
     sla_breached: bool = False
+    # Started before the trust-boundary change: plan entries as that code did (replay).
+    legacy: bool = False
 
     def for_planning(self) -> CaseFacts:
         """A copy that planning may change without touching these facts.
@@ -233,13 +264,40 @@ class CaseFacts(GuardFacts):
         return self.policy.second_notice_within is not None
 
     def has_disagreement(self) -> bool:
-        return any(i.verification(self.vantages) == "disagrees" for i in self.items.values())
+        return any(
+            i.verification(self.vantages) is Verification.CONTRADICTED for i in self.items.values()
+        )
 
     def any_effect(self) -> bool:
         return any(i.effect in EFFECT_CLAIMS for i in self.items.values())
 
     def fully_complied(self) -> bool:
         return all(i.effect in GONE_CLAIMS for i in self.items.values())
+
+    def removals_confirmed(self) -> bool:
+        if self.legacy:  # closed as complied before unverified removals were told apart
+            return True
+        return all(
+            i.verification(self.vantages) in (Verification.CONFIRMED, Verification.NOT_APPLICABLE)
+            for i in self.items.values()
+        )
+
+    def verification_words(self) -> dict[str, str]:
+        """Each item's verification as the audit log spells it."""
+        if self.legacy:
+            return {
+                i.item_id: LEGACY_VERIFICATION_WORDS[i.verification(self.vantages)]
+                for i in self.items.values()
+            }
+        return {i.item_id: i.verification(self.vantages).value for i in self.items.values()}
+
+    def unverified_items(self) -> list[str]:
+        """Items whose claimed removal our probes never confirmed (and did not contradict)."""
+        return [
+            i.item_id
+            for i in self.items.values()
+            if i.verification(self.vantages) is Verification.UNVERIFIED
+        ]
 
     def _decided_appeal(self) -> AppealRecord | None:
         if self.appeals and self.appeals[-1].outcome is not None:
@@ -292,7 +350,7 @@ class Planned:
 class Case:
     """A request's state, facts and audit chain head."""
 
-    def __init__(self, request: RequestInput) -> None:
+    def __init__(self, request: RequestInput, *, legacy: bool = False) -> None:
         self.request = request
         self.request_id = request.request_id
         self.lifecycle = Lifecycle()
@@ -312,6 +370,7 @@ class Case:
                 for item in request.order.items
             },
             maker_id=request.order.officer,
+            legacy=legacy,
         )
         self.timeline: list[dict[str, Any]] = []
 
@@ -428,6 +487,10 @@ class Case:
         evidence_json = [e.model_dump(mode="json") for e in evidence]
         for record in evidence_json:
             facts.items[record["item_id"]].observations[record["vantage"]] = record
+        if evidence_json and not facts.legacy:
+            for item in facts.items.values():
+                if item.verification(facts.vantages) is Verification.CONFIRMED:
+                    item.confirmed_once = True
         if trigger == "recheck":
             facts.rechecks_done += 1
         if trigger == "reinstated":
@@ -443,11 +506,9 @@ class Case:
                     "observations": {v: o["observation"] for v, o in i.observations.items()},
                 }
                 for i in facts.items.values()
-                if i.verification(facts.vantages) == "disagrees"
+                if i.verification(facts.vantages) is Verification.CONTRADICTED
             ]
-            data_out["verification"] = {
-                i.item_id: i.verification(facts.vantages) for i in facts.items.values()
-            }
+            data_out["verification"] = facts.verification_words()
             data_out["disagreements"] = disagreements
         return self._fire(
             trigger,
@@ -572,6 +633,11 @@ class Case:
             data = dict(data or {})
             data["outcome"] = outcome.value
             data["item_outcomes"] = item_outcomes(facts)
+            if not facts.legacy:
+                data["item_verification"] = facts.verification_words()
+                unverified = facts.unverified_items()
+                if unverified:
+                    data["unverified"] = unverified
         entry, chain = build_entry(
             self.chain,
             timestamp=now,
@@ -625,12 +691,15 @@ class Case:
             return {"appeal": self._apply_decision(command, facts, now, state)}
         if command.trigger == "renotify":
             disputed = [
-                i for i in facts.items.values() if i.verification(facts.vantages) == "disagrees"
+                i
+                for i in facts.items.values()
+                if i.verification(facts.vantages) is Verification.CONTRADICTED
             ]
             for item in disputed:
                 item.claim = None  # the platform must decide again
                 item.claim_by = None
                 item.observations = {}
+                item.confirmed_once = False
             return {"data": {"items": [i.item_id for i in disputed]}}
         return {}
 
@@ -761,6 +830,7 @@ class Case:
             for item_id in reversed_items:  # the platform must decide these again
                 facts.items[item_id].claim = None
                 facts.items[item_id].claim_by = None
+                facts.items[item_id].confirmed_once = False
         return {
             "appeal_id": appeal.appeal_id,
             "outcome": appeal.outcome,
@@ -782,7 +852,7 @@ def item_outcomes(facts: CaseFacts) -> dict[str, str]:
             out[item.item_id] = "reinstated"
         elif effect is None or effect == "needs_more_info":
             out[item.item_id] = "no_response"
-        elif item.verification(facts.vantages) == "disagrees":
+        elif item.verification(facts.vantages) is Verification.CONTRADICTED:
             out[item.item_id] = "still_available"
         else:
             out[item.item_id] = effect

@@ -16,7 +16,7 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from temporalio.client import (
@@ -36,10 +36,11 @@ from temporalio.common import (
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfig
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RetryConfig, RPCError, RPCStatusCode
 
+from docket import settings
 from docket import temporal_names as names
-from docket.case import RequestInput, RequestResult
+from docket.case import RequestResult
 from docket.lifecycle import Role
 from docket.models import Actor, Command, Order, Receipt
 from docket.reference import ReferenceData
@@ -78,7 +79,27 @@ class SubmissionConflict(DocketError):
 
 
 class Unavailable(DocketError):
+    """Temporal did not answer (down, unreachable, overloaded, a lost connection): nothing
+    is known to have happened, and sending the same command again is safe."""
+
     exit_code = 5
+
+
+class AccessDenied(DocketError):
+    """Temporal refused this client's credentials (namespace, API key, mTLS)."""
+
+    exit_code = 6
+
+
+# How long the SDK's core retries a call that failed in transport before it gives up (then
+# `_retrying` tries the call a few more times, for outages longer than one RPC's patience).
+RPC_RETRY = RetryConfig(
+    initial_interval_millis=200,
+    multiplier=2.0,
+    max_interval_millis=5_000,
+    max_elapsed_time_millis=20_000,
+    max_retries=10,
+)
 
 
 async def connect(identity: str | None = None) -> Client:
@@ -86,6 +107,7 @@ async def connect(identity: str | None = None) -> Client:
     options: dict[str, Any] = dict(ClientConfig.load_client_connect_config())
     options.setdefault("target_host", "localhost:7233")
     options["data_converter"] = pydantic_data_converter
+    options.setdefault("retry_config", RPC_RETRY)
     if identity:
         options["identity"] = identity
     try:
@@ -97,16 +119,18 @@ async def connect(identity: str | None = None) -> Client:
         ) from None
 
 
-def build_input(
-    order: Order,
-    submitted_by: Actor,
-    reference: ReferenceData,
-    *,
-    poll_interval: timedelta | None = None,
-) -> RequestInput:
-    """Resolve the reference data the request relies on (a snapshot recorded with it).
+def start_input(order: Order, submitted_by: Actor) -> dict[str, Any]:
+    """What starts a request's workflow: the order and who submits it. The workflow checks
+    both itself, against the operator's reference data (docket.intake)."""
+    return {
+        "order": order.model_dump(mode="json"),
+        "submitted_by": submitted_by.model_dump(mode="json"),
+    }
 
-    `poll_interval` overrides the platform's (the demo and tests poll every second)."""
+
+def check_submission(order: Order, submitted_by: Actor) -> None:
+    """The checks the workflow will make on the maker, made first so that a script learns of
+    a mistake before anything starts (BadInput)."""
     if Role.OFFICER not in submitted_by.roles:
         raise BadInput(f"{submitted_by.id} cannot submit requests: needs the role officer")
     if submitted_by.id != order.officer:
@@ -114,22 +138,6 @@ def build_input(
             f"officer: the request names {order.officer!r} as its officer but you act as "
             f"{submitted_by.id!r}; the maker must submit their own request"
         )
-    platform = reference.platforms[order.platform]
-    if poll_interval is not None:
-        platform = platform.model_copy(update={"poll_interval": poll_interval})
-    vantages = (*(c for c in order.territorial_scope if c != "global"), "control")
-    return RequestInput(
-        request_id=workflow_id_for(order.authority, order.reference),
-        order=order,
-        submitted_by=submitted_by,
-        fingerprint=fingerprint(order),
-        authority=reference.authorities[order.authority],
-        platform=platform,
-        policy=reference.sla_policies[order.sla_policy],
-        legal_bases=tuple(reference.legal_bases[c.basis] for c in order.legal_bases),
-        categories=tuple(reference.categories[c] for c in order.categories),
-        vantages=vantages,
-    )
 
 
 @dataclass(frozen=True)
@@ -144,28 +152,34 @@ async def submit(
     order: Order,
     *,
     submitted_by: Actor,
-    reference: ReferenceData,
-    poll_interval: timedelta | None = None,
+    reference: ReferenceData | None = None,
+    task_queue: str | None = None,
 ) -> Submitted:
     """Start the request's workflow, or attach to it if the same request is already there.
 
     Idempotent: the workflow id derives from authority + reference. The same payload again
     attaches to the existing run; a different payload under the same id is SubmissionConflict.
+    `reference` (this side's copy of the reference data) only names things in the UI summary;
+    the workflow resolves the order against the operator's own.
     """
-    request = build_input(order, submitted_by, reference, poll_interval=poll_interval)
-    request_id = request.request_id
+    check_submission(order, submitted_by)
+    request_id = workflow_id_for(order.authority, order.reference)
+    order_fingerprint = fingerprint(order)
     submission_id = str(uuid.uuid4())  # tells "we started it" from "it was already there"
+    authority = reference.authorities.get(order.authority) if reference else None
+    policy = reference.sla_policies.get(order.sla_policy) if reference else None
     summary = (
         f"{order.authority} {order.reference} -> {order.platform}: {len(order.items)} item(s), "
-        f"{request.policy.id}"
+        f"{order.sla_policy}"
     )
     details = "\n".join(
         [
-            f"**Authority:** {request.authority.name} ({order.authority})",
+            f"**Authority:** {authority.name if authority else order.authority} "
+            f"({order.authority})",
             f"**Reference:** {order.reference}",
-            f"**Platform:** {request.platform.name}",
+            f"**Platform:** {order.platform}",
             "**Legal bases:** " + "; ".join(f"{c.basis} {c.provision}" for c in order.legal_bases),
-            f"**SLA policy:** {request.policy.id}: {request.policy.title}",
+            f"**SLA policy:** {order.sla_policy}" + (f": {policy.title}" if policy else ""),
             f"**Scope:** {', '.join(order.territorial_scope)}",
             f"**Categories:** {', '.join(order.categories)}",
         ]
@@ -175,13 +189,13 @@ async def submit(
         with contextlib.suppress(WorkflowAlreadyStartedError):  # a closed run with this id
             await client.start_workflow(
                 names.WORKFLOW_NAME,
-                request,
+                start_input(order, submitted_by),
                 id=request_id,
-                task_queue=names.TASK_QUEUE,
+                task_queue=task_queue or settings.task_queue(),
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 memo={
-                    "fingerprint": request.fingerprint,
+                    "fingerprint": order_fingerprint,
                     "submitted_by": submitted_by.id,
                     "submission_id": submission_id,
                 },
@@ -203,7 +217,7 @@ async def submit(
     # Retrying is safe: a start whose answer was lost is found again (USE_EXISTING) and
     # recognised as ours by its submission id.
     await _retrying(start, request_id)
-    return await _attach(client, request_id, request.fingerprint, submission_id)
+    return await _attach(client, request_id, order_fingerprint, submission_id)
 
 
 async def _attach(client: Client, request_id: str, wanted: str, submission_id: str) -> Submitted:
@@ -267,17 +281,26 @@ def _refusal(cause: BaseException | None) -> DocketError:
 
 
 def _rpc_error(exc: RPCError, request_id: str) -> DocketError:
-    if exc.status == RPCStatusCode.NOT_FOUND:
+    """A definite answer from Temporal becomes its DocketError; anything else (a lost
+    connection, a time-out, an overloaded or restarting server: transport errors come back as
+    UNAVAILABLE, UNKNOWN, INTERNAL, CANCELLED, ...) is `Unavailable`, safe to send again."""
+    status = exc.status
+    if status == RPCStatusCode.NOT_FOUND:
         return NotFound(f"no request {request_id!r} (check the id with `starter.py list`)")
-    if exc.status in (
-        RPCStatusCode.UNAVAILABLE,
-        RPCStatusCode.DEADLINE_EXCEEDED,
-        RPCStatusCode.RESOURCE_EXHAUSTED,
-    ):
-        return Unavailable(f"Temporal is unavailable: {exc.message}")
-    if exc.status == RPCStatusCode.INVALID_ARGUMENT:
+    if status == RPCStatusCode.INVALID_ARGUMENT:
         return BadInput(exc.message)
-    return DocketError(f"{request_id}: {exc.message}")
+    if status == RPCStatusCode.ALREADY_EXISTS:
+        return SubmissionConflict(f"{request_id}: {exc.message}")
+    if status == RPCStatusCode.FAILED_PRECONDITION:
+        return CommandRefused(f"{request_id}: {exc.message}")
+    if status in (RPCStatusCode.PERMISSION_DENIED, RPCStatusCode.UNAUTHENTICATED):
+        return AccessDenied(
+            f"Temporal refused this client ({exc.message}); check TEMPORAL_NAMESPACE, "
+            "TEMPORAL_API_KEY and the TLS settings"
+        )
+    return Unavailable(
+        f"Temporal did not answer ({status.name if status else 'no status'}: {exc.message})"
+    )
 
 
 async def query(client: Client, request_id: str, name: str) -> Any:

@@ -58,6 +58,7 @@ class Outcome(StrEnum):
     WITHDRAWN = "withdrawn"
     UNRESPONSIVE = "unresponsive"
     COMPLIED = "complied"
+    COMPLIED_UNVERIFIED = "complied_unverified"  # claimed in full; our probes never saw all gone
     PARTIALLY_COMPLIED = "partially_complied"
     DECLINED = "declined"
     DISPUTED = "disputed"
@@ -115,6 +116,7 @@ GUARDS: dict[str, Guard] = {
         Guard("appeal_reversed_decline", "an appeal against a decline was (partly) reversed"),
         Guard("prior_monitoring", "the appeal was filed while monitoring"),
         Guard("fully_complied", "every item was removed, restricted or already gone"),
+        Guard("removals_confirmed", "our probes confirmed every claimed removal"),
     )
 }
 
@@ -289,9 +291,18 @@ def _rows() -> tuple[TransitionSpec, ...]:
             (S.MONITORING,),
             S.CLOSED,
             SYSTEM,
-            guards=("fully_complied",),
+            guards=("fully_complied", "removals_confirmed"),
             outcome=Outcome.COMPLIED,
-            description="re-checks and appeal window done; every item complied",
+            description="re-checks and appeal window done; every item complied, confirmed",
+        ),
+        TransitionSpec(
+            "monitoring_complete",
+            (S.MONITORING,),
+            S.CLOSED,
+            SYSTEM,
+            guards=("fully_complied",),
+            outcome=Outcome.COMPLIED_UNVERIFIED,
+            description="every item claimed gone, but our probes could not confirm them all",
         ),
         TransitionSpec(
             "monitoring_complete",
@@ -435,6 +446,9 @@ class GuardFacts:
         raise NotImplementedError
 
     def fully_complied(self) -> bool:
+        raise NotImplementedError
+
+    def removals_confirmed(self) -> bool:
         raise NotImplementedError
 
 

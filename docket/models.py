@@ -28,6 +28,7 @@ from docket.text import check_text, find_unsafe
 if TYPE_CHECKING:
     from docket.platform_protocol import PlatformItemEffect
 
+
 def _one_line(value: str) -> str:
     """One line of text under the text policy (docket.text): no line breaks, no control or
     bidi characters, so one audit entry stays one line and no viewer shows forged text."""

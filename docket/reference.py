@@ -7,6 +7,7 @@ field, and all of them are reported at once.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tomllib
@@ -237,6 +238,41 @@ def _cross_check(tables: dict[str, dict[str, Any]], problems: list[str]) -> None
                 f"legal_bases.toml: legal_basis {basis.id!r}.replaced_by: unknown legal basis "
                 f"{basis.replaced_by!r}"
             )
+
+
+def write_reference(reference: ReferenceData, directory: Path | str) -> Path:
+    """Write `reference` as a reference directory `load_reference` reads back equal (for a
+    deployment's own copy, and for workers started as processes by tests and benchmarks)."""
+    root = Path(directory)
+    root.mkdir(parents=True, exist_ok=True)
+    for filename, key, _model, attribute in _FILES:
+        entries = getattr(reference, attribute).values()
+        lines = [f"# Written by docket.reference.write_reference from {reference.source}\n"]
+        for entry in entries:
+            lines.append(f"[[{key}]]")
+            tables: list[tuple[str, dict[str, Any]]] = []
+            for name, value in entry.model_dump(mode="json", exclude_none=True).items():
+                if isinstance(value, dict):
+                    tables.append((name, value))
+                else:
+                    lines.append(f"{name} = {_toml_value(value)}")
+            for name, table in tables:
+                lines.append(f"\n[{key}.{name}]")
+                lines += [f"{k} = {_toml_value(v)}" for k, v in table.items() if v is not None]
+            lines.append("")
+        (root / filename).write_text("\n".join(lines), encoding="utf-8")
+    return root
+
+
+def _toml_value(value: Any) -> str:
+    """A TOML value for a JSON-able one: JSON's string escapes are TOML's basic-string ones."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return json.dumps(str(value), ensure_ascii=False)
 
 
 @cache

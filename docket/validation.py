@@ -212,27 +212,49 @@ class RawRequest:
 
 
 def read_request_file(path: Path) -> Iterator[RawRequest]:
-    """One request per .json file (or a JSON array of them); one per line in .jsonl files."""
-    size = path.stat().st_size
-    if size > MAX_FILE_BYTES:
-        raise InvalidRequest(
-            [Issue("(file)", f"{size} bytes is over the {MAX_FILE_BYTES} byte limit")], str(path)
-        )
+    """One request per .json file (or a JSON array of them); one per line in .jsonl files.
+
+    Raises InvalidRequest for a file that cannot be read (missing, unreadable, a name longer
+    than the OS allows...), is too big, is not UTF-8 or JSON, or holds no request at all."""
     try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise InvalidRequest(
+                [Issue("(file)", f"{size} bytes is over the {MAX_FILE_BYTES} byte limit")],
+                _shown(path),
+            )
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        raise InvalidRequest([Issue("(file)", f"not UTF-8: {exc}")], str(path)) from None
+        raise InvalidRequest([Issue("(file)", f"not UTF-8: {exc}")], _shown(path)) from None
+    except OSError as exc:
+        problem = exc.strerror or str(exc)
+        raise InvalidRequest([Issue("(file)", f"cannot read: {problem}")], _shown(path)) from None
+    found = 0
     if path.suffix == ".jsonl":
         for number, line in enumerate(text.splitlines(), start=1):
             if line.strip():
+                found += 1
                 yield RawRequest(f"{path}:{number}", _parse_json(line, f"{path}:{number}"))
-        return
-    data = _parse_json(text, str(path))
-    if isinstance(data, list):
-        for index, entry in enumerate(data):
-            yield RawRequest(f"{path}[{index}]", entry)
     else:
-        yield RawRequest(str(path), data)
+        data = _parse_json(text, str(path))
+        if isinstance(data, list):
+            for index, entry in enumerate(data):
+                found += 1
+                yield RawRequest(f"{path}[{index}]", entry)
+        else:
+            found += 1
+            yield RawRequest(str(path), data)
+    if not found:
+        raise InvalidRequest(
+            [Issue("(file)", "holds no request (an empty array or file): nothing to do")],
+            str(path),
+        )
+
+
+def _shown(path: Path, limit: int = 120) -> str:
+    """The path as an error shows it: a name too long for the OS is cut, not printed whole."""
+    text = str(path)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 def _parse_json(text: str, source: str) -> Any:

@@ -10,7 +10,7 @@ import importlib.abc
 import importlib.machinery
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import CodeType
 from typing import Any, ClassVar
 
@@ -21,6 +21,7 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.audit import AuditActivities
+from activities.config import DeploymentActivities
 from activities.platform import PlatformActivities, PlatformEndpoint
 from audit.writer import AuditWriter
 from docket.reference import ReferenceData
@@ -160,6 +161,7 @@ def build_worker(
     *,
     platforms: PlatformActivities,
     writer: AuditWriter,
+    reference: Callable[[], ReferenceData],
     task_queue: str = TASK_QUEUE,
     max_concurrent_activities: int = 200,
     max_cached_workflows: int = 1000,
@@ -168,16 +170,18 @@ def build_worker(
 ) -> Worker:
     """The worker with Docket's workflows and activities.
 
+    `reference` reads the operator's reference data (new requests are checked against it).
     `max_cached_workflows` bounds memory (about 0.5 MiB per cached run; requests beyond it are
     replayed from history when they wake). `sandboxed=False` saves ~25% worker CPU
     (docs/performance.md); determinism is then guarded by the replay tests alone. `audit`
     replaces the audit activities (tests inject faults through it)."""
     audit = audit or AuditActivities(writer)
+    deployment = DeploymentActivities(reference)
     return Worker(
         client,
         task_queue=task_queue,
         workflows=[AuthorityRequest],
-        activities=[*audit.activities(), *platforms.activities()],
+        activities=[*audit.activities(), *platforms.activities(), *deployment.activities()],
         max_concurrent_activities=max_concurrent_activities,
         max_cached_workflows=max_cached_workflows,
         workflow_runner=workflow_runner(sandboxed=sandboxed),

@@ -31,6 +31,8 @@ from docket_harness import (  # noqa: E402
     make_simulator,
     new_secrets,
     start_dev_env,
+    submitted_to,
+    workflow_task_failures,
 )
 from hypothesis import settings  # noqa: E402
 from temporalio.api.enums.v1 import IndexedValueType  # noqa: E402
@@ -71,10 +73,15 @@ def reference() -> ReferenceData:
 
 @pytest.fixture(scope="session")
 async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
-    """The real Temporal dev server (SQLite in memory), search attributes registered."""
+    """The real Temporal dev server (SQLite in memory), search attributes registered. At the
+    end of the session every history on it is swept for failed workflow tasks."""
     env = await start_dev_env()
     try:
         yield env
+        failures = await workflow_task_failures(env.client)
+        assert not failures, "workflow tasks failed (no task may fail on data):\n" + "\n".join(
+            failures
+        )
     finally:
         await env.shutdown()
 
@@ -98,6 +105,10 @@ async def ts_env() -> AsyncIterator[WorkflowEnvironment]:
     )
     try:
         yield env
+        failures = await workflow_task_failures(env.client, submitted_to(env.client))
+        assert not failures, "workflow tasks failed (no task may fail on data):\n" + "\n".join(
+            failures
+        )
     finally:
         await env.shutdown()
 
@@ -120,7 +131,8 @@ def ts_simulator(sim_secrets: dict[str, str]) -> Iterator[PlatformSimulator]:
 @pytest.fixture(scope="session")
 def worker_factory(reference: ReferenceData) -> WorkerFactory:
     """`async with worker_factory(client, sim, audit_dir, secrets) as worker:` runs the real
-    worker (worker.build_worker) with endpoints on the simulator and an AuditWriter."""
+    worker (build_worker) with endpoints on the simulator and an AuditWriter; its reference
+    data (the operator's configuration) is `reference` unless `with_reference` is given."""
 
     @contextlib.asynccontextmanager
     async def run(
@@ -128,8 +140,11 @@ def worker_factory(reference: ReferenceData) -> WorkerFactory:
         sim: PlatformSimulator,
         audit_dir: Path,
         worker_secrets: Mapping[str, str],
+        with_reference: ReferenceData | None = None,
     ) -> AsyncIterator[Worker]:
-        worker, platforms, writer = build_worker(client, sim, audit_dir, worker_secrets, reference)
+        worker, platforms, writer = build_worker(
+            client, sim, audit_dir, worker_secrets, with_reference or reference
+        )
         try:
             async with worker:
                 yield worker

@@ -71,8 +71,11 @@ def new_secrets() -> dict[str, str]:
     return {p: f"sk-{p}-{secrets.token_hex(12)}" for p in SIM_PLATFORMS}
 
 
-def fast_reference(base: ReferenceData | None = None) -> ReferenceData:
-    """The shipped reference data plus TEST-FAST (Circular 38's shape, seconds not hours)."""
+def fast_reference(
+    base: ReferenceData | None = None, *, poll_interval: timedelta = timedelta(seconds=1)
+) -> ReferenceData:
+    """The shipped reference data plus TEST-FAST (Circular 38's shape, seconds not hours),
+    every platform polled each `poll_interval`: what the tests' workers are configured with."""
     base = base or default_reference()
     demo = base.sla_policies["DEMO-VN-C38"]
     fast = demo.model_copy(
@@ -87,7 +90,11 @@ def fast_reference(base: ReferenceData | None = None) -> ReferenceData:
         }
     )
     policies: dict[str, SlaPolicy] = {**base.sla_policies, FAST_POLICY: fast}
-    return base.model_copy(update={"sla_policies": policies})
+    platforms = {
+        key: platform.model_copy(update={"poll_interval": poll_interval})
+        for key, platform in base.platforms.items()
+    }
+    return base.model_copy(update={"sla_policies": policies, "platforms": platforms})
 
 
 async def start_dev_env() -> WorkflowEnvironment:
@@ -143,9 +150,13 @@ def build_worker(
     reference: ReferenceData | None = None,
 ) -> tuple[Worker, PlatformActivities, AuditWriter]:
     """The real worker (worker.build_worker) against the simulator, auditing to `audit_dir`."""
-    platforms = PlatformActivities(endpoints(sim, reference or default_reference(), worker_secrets))
+    reference = reference or fast_reference()
+    platforms = PlatformActivities(endpoints(sim, reference, worker_secrets))
     writer = AuditWriter(audit_dir)
-    return docket_worker.build_worker(client, platforms=platforms, writer=writer), platforms, writer
+    worker = docket_worker.build_worker(
+        client, platforms=platforms, writer=writer, reference=lambda: reference
+    )
+    return worker, platforms, writer
 
 
 def actor(actor_id: str) -> Actor:
@@ -209,15 +220,11 @@ async def submit(
     reference: ReferenceData,
     *,
     submitted_by: Actor | None = None,
-    poll_interval: timedelta = timedelta(seconds=1),
 ) -> str:
     sub = await docket.submit(
-        client,
-        order,
-        submitted_by=submitted_by or actor(order.officer),
-        reference=reference,
-        poll_interval=poll_interval,
+        client, order, submitted_by=submitted_by or actor(order.officer), reference=reference
     )
+    submitted_to(client).add(sub.request_id)
     assert sub.created
     return sub.request_id
 
@@ -552,3 +559,46 @@ SCENARIOS: dict[str, Callable[[Driver], Coroutine[Any, Any, Run]]] = {
         delivery_failed,
     )
 }
+
+
+# --- no workflow task ever fails on data ---------------------------------------------------
+
+# Workflow ids whose workflow tasks a test makes fail on purpose, with the test's reason.
+EXPECTED_TASK_FAILURES: dict[str, str] = {}
+
+
+def expect_workflow_task_failure(workflow_id: str, why: str) -> None:
+    """Declare that `workflow_id`'s workflow tasks fail on purpose (the sweep then allows it)."""
+    EXPECTED_TASK_FAILURES[workflow_id] = why
+
+
+# Every request id the harness submitted, per server address (the time-skipping server
+# cannot list workflows).
+SUBMITTED: dict[str, set[str]] = {}
+
+
+def submitted_to(client: Client) -> set[str]:
+    return SUBMITTED.setdefault(client.service_client.config.target_host, set())
+
+
+async def workflow_task_failures(client: Client, ids: Iterable[str] | None = None) -> list[str]:
+    """Every WorkflowTaskFailed event in the histories on this server (or of `ids`), as
+    `id (event): cause: message`, except those of workflows declared with
+    `expect_workflow_task_failure`. Run at the end of a session: Docket promises that no
+    workflow task ever fails because of data."""
+    from temporalio.api.enums.v1 import EventType
+
+    if ids is None:
+        ids = [execution.id async for execution in client.list_workflows()]
+    found: list[str] = []
+    for workflow_id in sorted(set(ids)):
+        if workflow_id in EXPECTED_TASK_FAILURES:
+            continue
+        history = await client.get_workflow_handle(workflow_id).fetch_history()
+        for event in history.events:
+            if event.event_type != EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED:
+                continue
+            attrs = event.workflow_task_failed_event_attributes
+            message = attrs.failure.message.splitlines()[0] if attrs.failure.message else ""
+            found.append(f"{workflow_id} (event {event.event_id}): {attrs.cause}: {message}")
+    return found

@@ -42,7 +42,30 @@ def test_validate_json_output_for_scripts(capsys: pytest.CaptureFixture[str]) ->
 
 def test_validate_missing_file(capsys: pytest.CaptureFixture[str]) -> None:
     assert starter.main(["validate", "no/such/file.json"]) == 2
-    assert "no/such/file.json: (file): no such file" in capsys.readouterr().out
+    assert "no/such/file.json: (file): cannot read: No such file or directory" in (
+        capsys.readouterr().out
+    )
+
+
+def test_validate_refuses_an_empty_batch(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An empty array is a mistake to report, not "0 valid request(s)" and success."""
+    empty = tmp_path / "empty.json"
+    empty.write_text("[]")
+    assert starter.main(["validate", str(empty)]) == 2
+    assert f"{empty}: (file): holds no request" in capsys.readouterr().out
+    assert starter.main(["submit", str(empty), "--as", "nguyen.van.an"]) == 2
+
+
+def test_a_file_name_longer_than_the_os_allows_is_bad_input(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    name = "x" * 5000 + ".json"
+    assert starter.main(["validate", name]) == 2
+    out = capsys.readouterr().out
+    assert "cannot read: File name too long" in out
+    assert "(5005 characters)" in out  # the name is cut, not printed whole
 
 
 def test_submit_refuses_a_batch_with_any_invalid_request(

@@ -39,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
     from activities.audit import AuditActivities
+    from activities.config import DeploymentActivities
     from activities.platform import PlatformActivities
     from docket import temporal_names as names
     from docket.case import (
@@ -49,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
         RequestResult,
         notices_for,
     )
+    from docket.intake import StartRefused, parse_order, resolve, validation_issues
     from docket.lifecycle import HUMAN_TRIGGERS, Role, State, allowed_triggers
     from docket.models import (
         SYSTEM_ACTOR,
@@ -59,7 +61,8 @@ with workflow.unsafe.imports_passed_through():
         utc_iso,
     )
     from docket.platform_protocol import Notice, PlatformStatus
-    from docket.reference import format_loc
+    from docket.reference import ReferenceData, format_loc
+    from docket.validation import Issue
     from docket.verification import Evidence, Observation
     from docket.views import details_markdown, status_view
 
@@ -72,6 +75,9 @@ DELIVERY_RETRY = RetryPolicy(
     maximum_attempts=8,
     non_retryable_error_types=["PlatformRejected", "SignatureRejected"],
 )
+CONFIG_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
+)
 POLL_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=3)
 PROBE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=3)
 NOTICE_RETRY = RetryPolicy(
@@ -83,6 +89,10 @@ NOTICE_RETRY = RetryPolicy(
 # Running workflows started before this change keep writing every entry with a regular
 # activity stamped with `workflow.now()` (their histories must replay unchanged).
 LOCAL_AUDIT_PATCH = "audit-local-write-at-cause-time"
+# Requests started before the workflow became the trust boundary carried a resolved input
+# and plan their entries with that code's vocabulary; from this change on, the workflow
+# admits its start input itself (docket.intake) and records per-item verification.
+TRUST_BOUNDARY_PATCH = "trust-boundary"
 # Running workflows started before this change write each transition a poll reports on its
 # own; from this change on, the transitions of one poll are written together.
 ONE_WRITE_PER_POLL_PATCH = "audit-one-write-per-poll"
@@ -109,14 +119,11 @@ class Deadline:
 @workflow.defn(name=names.WORKFLOW_NAME)
 class AuthorityRequest:
     @workflow.init
-    def __init__(self, request: RequestInput) -> None:
-        self.case = Case(request)
-        self.request = request
-        self.platform_actor = Actor(
-            id=f"platform:{request.platform.id}",
-            roles=(Role.PLATFORM_LIAISON,),
-            organization=request.platform.name,
-        )
+    def __init__(self, *start: Any) -> None:
+        # Nothing about the start input is trusted or even parsed here: `run` admits it (an
+        # exception here would fail the workflow task over and over instead of the workflow).
+        self._case: Case | None = None
+        self._legacy = False  # started before the trust boundary (set at the start of `run`)
         self._lock = asyncio.Lock()
         self._version = 0  # bumps on every committed transition
         self._quiet_polls = 0  # polls in a row that found nothing new
@@ -134,11 +141,29 @@ class AuthorityRequest:
                 validator=self._validator(trigger),
             )
 
+    @property
+    def case(self) -> Case:
+        if self._case is None:
+            raise RuntimeError("the request has not been admitted yet")
+        return self._case
+
+    @property
+    def request(self) -> RequestInput:
+        return self.case.request
+
     # --- run -----------------------------------------------------------------------------
 
     @workflow.run
-    async def run(self, request: RequestInput) -> RequestResult:
+    async def run(self, *start: Any) -> RequestResult:
         self._local_audit = workflow.patched(LOCAL_AUDIT_PATCH)
+        self._legacy = not workflow.patched(TRUST_BOUNDARY_PATCH)
+        request = self._legacy_input(start) if self._legacy else await self._admit(start)
+        self._case = Case(request, legacy=self._legacy)
+        self.platform_actor = Actor(
+            id=f"platform:{request.platform.id}",
+            roles=(Role.PLATFORM_LIAISON,),
+            organization=request.platform.name,
+        )
         asked_at = workflow.now()
         baseline = await self._probe(
             [(i.item_id, i.url) for i in request.order.items], ("control",), baseline=True
@@ -150,6 +175,42 @@ class AuthorityRequest:
         with self._waiting(commands_only=True):
             await workflow.wait_condition(workflow.all_handlers_finished)
         return self._result()
+
+    @staticmethod
+    def _legacy_input(start: Sequence[Any]) -> RequestInput:
+        """A request started before the trust boundary carried its resolved input; its
+        history replays with it as it ran (no new request is admitted this way)."""
+        return RequestInput.model_validate(start[0])
+
+    async def _admit(self, start: Sequence[Any]) -> RequestInput:
+        """Parse and check the start input against the operator's reference data; refuse it
+        (the workflow fails, non-retryable, every problem named) if anything is wrong."""
+        try:
+            if len(start) != 1 or not isinstance(start[0], dict):
+                raise StartRefused(
+                    [Issue("(start input)", f"expected one JSON object, got {_shape(start)}")]
+                )
+            raw = start[0]
+            order = parse_order(raw.get("order"))
+            maker = _parse_actor(raw.get("submitted_by"))
+            reference: ReferenceData = await workflow.execute_activity_method(
+                DeploymentActivities.load_reference,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=CONFIG_RETRY,
+                summary="load the operator's reference data",
+            )
+            request = resolve(
+                order, maker, reference, workflow_id=workflow.info().workflow_id, now=workflow.now()
+            )
+        except StartRefused as exc:
+            raise ApplicationError(
+                str(exc),
+                {"issues": [{"path": i.path, "problem": i.message} for i in exc.issues]},
+                type="InvalidRequest",
+                non_retryable=True,
+            ) from None
+        workflow.upsert_memo({"fingerprint": request.fingerprint})
+        return request
 
     @contextlib.contextmanager
     def _waiting(self, *, commands_only: bool = False) -> Iterator[None]:
@@ -357,8 +418,8 @@ class AuthorityRequest:
 
     # --- updates -------------------------------------------------------------------------
 
-    def _handler(self, trigger: str) -> Callable[[Any], Awaitable[Receipt]]:
-        async def handler(payload: Any) -> Receipt:
+    def _handler(self, trigger: str) -> Callable[..., Awaitable[Receipt]]:
+        async def handler(*payload: Any) -> Receipt:
             if self._local_audit:
                 await self._after_main_loop()
             return await self._apply(_parse(trigger, payload))
@@ -386,12 +447,13 @@ class AuthorityRequest:
         )
         await workflow.wait_condition(lambda: self._main_loop_wakes_for is not None)
 
-    def _validator(self, trigger: str) -> Callable[[Any], None]:
-        def validator(payload: Any) -> None:
+    def _validator(self, trigger: str) -> Callable[..., None]:
+        def validator(*payload: Any) -> None:
+            case = self._case
+            state = case.state if case is not None else None
             try:
                 command = _parse(trigger, payload)
             except ApplicationError as exc:
-                state = self.case.state
                 if state is None:
                     raise
                 allowed = list(allowed_triggers(state))
@@ -402,14 +464,14 @@ class AuthorityRequest:
                     type="InvalidCommand",
                     non_retryable=True,
                 ) from None
-            if self.case.state is None:
+            if case is None or state is None:
                 raise ApplicationError(
                     "the request is still being submitted; retry in a moment",
                     type="NotReady",
                     non_retryable=True,
                 )
             try:
-                self.case.check(command, workflow.now())
+                case.check(command, workflow.now())
             except CommandRejected as exc:
                 raise _rejection(exc) from None
 
@@ -419,12 +481,14 @@ class AuthorityRequest:
     @workflow.query
     def status(self) -> dict[str, Any]:
         """State, deadlines, items (claim vs observation), appeals and the audit head."""
-        return status_view(self.case)
+        if self._case is None:
+            return {"request_id": workflow.info().workflow_id, "state": "submitting"}
+        return status_view(self._case)
 
     @workflow.query
     def timeline(self) -> list[dict[str, Any]]:
         """Every audit entry of this request, in order (as written to the log)."""
-        return list(self.case.timeline)
+        return list(self._case.timeline) if self._case is not None else []
 
     # --- side effects --------------------------------------------------------------------
 
@@ -684,12 +748,22 @@ class AuthorityRequest:
             item_outcomes=case.item_outcomes(),
             audit_count=case.chain.sequence,
             audit_head=case.chain.head_hash,
+            item_verification={} if self._legacy else case.facts.verification_words(),
         )
 
 
-def _parse(trigger: str, payload: Any) -> Command:
+def _parse(trigger: str, payload: Sequence[Any]) -> Command:
+    """The Update's arguments as the command model (one JSON object), or InvalidCommand
+    naming each field path and problem."""
+    if len(payload) != 1:
+        raise ApplicationError(
+            f"invalid {trigger} command: expected one argument (a JSON object), got "
+            f"{_shape(payload)}",
+            type="InvalidCommand",
+            non_retryable=True,
+        )
     try:
-        return parse_command(trigger, payload)
+        return parse_command(trigger, payload[0])
     except ValidationError as exc:
         problems = "; ".join(
             f"{format_loc(tuple(e['loc']))}: {e['msg'].removeprefix('Value error, ')}"
@@ -700,6 +774,21 @@ def _parse(trigger: str, payload: Any) -> Command:
         ) from None
     except ValueError as exc:
         raise ApplicationError(str(exc), type="InvalidCommand", non_retryable=True) from None
+
+
+def _shape(values: Sequence[Any]) -> str:
+    """What a caller passed, in a few words (never the values: they may be huge or hostile)."""
+    if not values:
+        return "no argument"
+    kinds = ", ".join(type(v).__name__ if v is not None else "null" for v in values[:5])
+    return f"{len(values)} argument(s): {kinds}"
+
+
+def _parse_actor(raw: Any) -> Actor:
+    try:
+        return Actor.model_validate(raw)
+    except ValidationError as exc:
+        raise StartRefused(validation_issues(exc, "submitted_by.")) from None
 
 
 def _rejection(exc: CommandRejected) -> ApplicationError:

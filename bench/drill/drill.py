@@ -62,8 +62,12 @@ from docket import temporal_names as names  # noqa: E402
 from docket.case import RequestResult  # noqa: E402
 from docket.devserver import DevServer, free_port, port_in_use  # noqa: E402
 from docket.models import Approve, Command, Escalate, Order, Reject  # noqa: E402
-from docket.reference import ReferenceData, default_reference  # noqa: E402
-from docket.validation import read_request_file, validate_order  # noqa: E402
+from docket.reference import ReferenceData, default_reference, write_reference  # noqa: E402
+from docket.validation import (  # noqa: E402
+    read_request_file,
+    validate_order,
+    workflow_id_for,
+)
 from platform_sim.scenarios import PlatformScenario  # noqa: E402
 from platform_sim.server import PlatformSimulator  # noqa: E402
 
@@ -197,14 +201,11 @@ class WorkerProcess:
 
 
 def worker_env(
-    address: str, audit_dir: Path, sim: PlatformSimulator, secret: str
+    address: str, audit_dir: Path, sim: PlatformSimulator, secret: str, reference_dir: Path
 ) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("TEMPORAL_", "DOCKET_")) or k == "DOCKET_REFERENCE_DIR"
-    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "DOCKET_"))}
     env.update(
+        DOCKET_REFERENCE_DIR=str(reference_dir),
         TEMPORAL_ADDRESS=address,
         TEMPORAL_NAMESPACE="default",
         DOCKET_AUDIT_DIR=str(audit_dir),
@@ -259,8 +260,20 @@ class Drill:
                 secrets={PLATFORM: secret},
                 scenarios={PLATFORM: PlatformScenario.preset("comply")},
             ) as sim:
+                # the operator's configuration for the drill: platforms polled every
+                # poll_seconds
+                platforms = {
+                    key: p.model_copy(
+                        update={"poll_interval": timedelta(seconds=self.config.poll_seconds)}
+                    )
+                    for key, p in self.reference.platforms.items()
+                }
+                reference_dir = write_reference(
+                    self.reference.model_copy(update={"platforms": platforms}), var / "reference"
+                )
                 self.worker = WorkerProcess(
-                    worker_env(self.server.address, audit_dir, sim, secret), var / "worker.log"
+                    worker_env(self.server.address, audit_dir, sim, secret, reference_dir),
+                    var / "worker.log",
                 )
                 self.worker.start()
                 try:
@@ -301,7 +314,6 @@ class Drill:
                         order,
                         submitted_by=maker,
                         reference=self.reference,
-                        poll_interval=timedelta(seconds=self.config.poll_seconds),
                     )
                 )
 
@@ -363,8 +375,7 @@ class Drill:
                 ],
             )
             order = validate_order(data, self.reference, source=f"drill[{i}]")
-            self.plan[docket.build_input(order, self.reference.actor(MAKER), self.reference)
-                      .request_id] = name  # fmt: skip
+            self.plan[workflow_id_for(order.authority, order.reference)] = name
             orders.append(order)
         self.rng.shuffle(orders)
         return orders

@@ -30,7 +30,7 @@ from docket import client as docket
 from docket import worker_setup as docket_worker
 from docket.case import RequestResult
 from docket.models import Approve, Command, Order
-from docket.reference import ReferenceData, SlaPolicy, default_reference
+from docket.reference import ReferenceData, SlaPolicy, default_reference, write_reference
 from docket.temporal_names import TASK_QUEUE
 from docket.validation import validate_order
 from platform_sim.scenarios import PlatformScenario
@@ -59,9 +59,12 @@ class Stack:
         }
 
     def worker_env(self, audit_dir: Path) -> dict[str, str]:
-        """What `python worker.py` needs (envconfig + Docket settings), nothing else of ours."""
+        """What `python worker.py` needs (envconfig + Docket settings, the operator's reference
+        data written beside the audit directory), nothing else of ours."""
         env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "DOCKET_"))}
+        reference_dir = write_reference(self.reference, audit_dir.parent / "reference")
         env.update(
+            DOCKET_REFERENCE_DIR=str(reference_dir),
             TEMPORAL_ADDRESS=self.address,
             TEMPORAL_NAMESPACE="default",
             DOCKET_AUDIT_DIR=str(audit_dir),
@@ -86,7 +89,13 @@ def reference_with_policy() -> ReferenceData:
         appeal_window=timedelta(seconds=2),
         rechecks=(),
     )
-    return base.model_copy(update={"sla_policies": {**base.sla_policies, POLICY: policy}})
+    platforms = {
+        key: p.model_copy(update={"poll_interval": timedelta(seconds=1)})
+        for key, p in base.platforms.items()
+    }
+    return base.model_copy(
+        update={"sla_policies": {**base.sla_policies, POLICY: policy}, "platforms": platforms}
+    )
 
 
 @contextlib.contextmanager
@@ -132,7 +141,6 @@ async def submit(client: Client, stack: Stack, tag: str, tokens: str = "remove.m
         make_order(stack, tag, tokens),
         submitted_by=ref.actor("nguyen.van.an"),
         reference=ref,
-        poll_interval=timedelta(seconds=1),
     )
     return sub.request_id
 
@@ -181,7 +189,12 @@ async def in_process_worker(
     platforms = PlatformActivities(stack.endpoints())
     writer = AuditWriter(audit_dir)
     worker = docket_worker.build_worker(
-        client, platforms=platforms, writer=writer, task_queue=TASK_QUEUE, audit=audit(writer)
+        client,
+        platforms=platforms,
+        writer=writer,
+        reference=lambda: stack.reference,
+        task_queue=TASK_QUEUE,
+        audit=audit(writer),
     )
     try:
         async with worker:

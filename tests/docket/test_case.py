@@ -494,7 +494,7 @@ def test_restriction_seen_from_control_only_is_not_a_disagreement() -> None:
     gone = {"control": Observation.REMOVED}
     d.verify({**dict.fromkeys(("fb-1", "fb-2", "fb-3", "fb-5"), gone), "fb-4": UP_CONTROL})
     assert d.state() is State.MONITORING
-    assert d.case.facts.items["fb-4"].verification(("control",)) == "inconclusive"
+    assert d.case.facts.items["fb-4"].verification(("control",)) == "unverified"
     assert d.case.item_outcomes()["fb-4"] == "restricted"
 
 

@@ -87,6 +87,9 @@ class Facts(GuardFacts):
     def fully_complied(self) -> bool:
         return self._is("fully_complied")
 
+    def removals_confirmed(self) -> bool:
+        return self._is("removals_confirmed")
+
 
 LIFECYCLE = Lifecycle()
 PAIRS = [(state, trigger) for state in State for trigger in TRIGGERS]
@@ -263,10 +266,15 @@ def test_guard_dependent_rows(state: State, trigger: str, true: set[str], dest: 
     assert LIFECYCLE.next_state(state, trigger, Facts(true)).dest is dest
 
 
-def test_monitoring_complete_outcome_depends_on_compliance() -> None:
-    full = LIFECYCLE.next_state(State.MONITORING, "monitoring_complete", Facts({"fully_complied"}))
-    part = LIFECYCLE.next_state(State.MONITORING, "monitoring_complete", Facts())
-    assert (full.outcome, part.outcome) == (Outcome.COMPLIED, Outcome.PARTIALLY_COMPLIED)
+def test_monitoring_complete_outcome_depends_on_compliance_and_verification() -> None:
+    def outcome(*true: str) -> Outcome | None:
+        return LIFECYCLE.next_state(State.MONITORING, "monitoring_complete", Facts(true)).outcome
+
+    assert outcome("fully_complied", "removals_confirmed") is Outcome.COMPLIED
+    # claimed in full, but some removal was never seen gone: never plain "complied"
+    assert outcome("fully_complied") is Outcome.COMPLIED_UNVERIFIED
+    assert outcome() is Outcome.PARTIALLY_COMPLIED
+    assert outcome("removals_confirmed") is Outcome.PARTIALLY_COMPLIED
 
 
 def test_every_guard_is_used_and_defined() -> None:

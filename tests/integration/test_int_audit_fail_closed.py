@@ -10,6 +10,7 @@ import errno
 import os
 import secrets
 from pathlib import Path
+from typing import Any
 
 from docket_harness import Stack, actor, endpoints, make_order, wait_for
 from temporalio.client import Client
@@ -21,9 +22,9 @@ from audit.writer import AuditWriter
 from docket import client as docket
 from docket import temporal_names as names
 from docket import worker_setup as docket_worker
-from docket.case import RequestInput
-from docket.client import build_input
+from docket.client import start_input
 from docket.models import Approve
+from docket.validation import workflow_id_for
 
 QUEUE = "audit-fail-closed-test"
 
@@ -44,23 +45,26 @@ class FullDisk:
         return os.write(fd, data)
 
 
-def new_request(stack: Stack, prefix: str) -> RequestInput:
-    """A fresh one-item request (the simulator removes the item), not yet started."""
+def new_request(stack: Stack, prefix: str) -> tuple[str, dict[str, Any]]:
+    """A fresh one-item request (the simulator removes the item), not yet started: its id
+    and its start input."""
     order = make_order(
         stack.sim, f"{prefix}-{secrets.token_hex(4)}", ["remove--a"], reference=stack.reference
     )
-    return build_input(order, actor(order.officer), stack.reference)
+    return workflow_id_for(order.authority, order.reference), start_input(
+        order, actor(order.officer)
+    )
 
 
 async def test_no_transition_without_its_audit_entry(dev_stack: Stack, tmp_path: Path) -> None:
     client: Client = dev_stack.client
-    request = new_request(dev_stack, "FAIL-CLOSED")
-    rid = request.request_id
+    rid, request = new_request(dev_stack, "FAIL-CLOSED")
     disk = FullDisk()
     worker = docket_worker.build_worker(
         client,
         platforms=PlatformActivities({}),  # never reached: the request stays before delivery
         writer=AuditWriter(tmp_path, write=disk),
+        reference=lambda: dev_stack.reference,
         task_queue=QUEUE,
     )
     async with worker:
@@ -98,15 +102,18 @@ async def test_no_local_write_no_transition_and_nothing_after(
     """`delivered` is written by a local activity: while it fails, the request stays in
     `delivering`, the count does not move and the platform is not polled."""
     client: Client = dev_stack.client
-    request = new_request(dev_stack, "FAIL-CLOSED-LOCAL")
-    rid = request.request_id
+    rid, request = new_request(dev_stack, "FAIL-CLOSED-LOCAL")
     disk = FullDisk(only=b'"action":"delivered"')
     disk.full = True
     platforms = PlatformActivities(
         endpoints(dev_stack.sim, dev_stack.reference, dev_stack.worker_secrets)
     )
     worker = docket_worker.build_worker(
-        client, platforms=platforms, writer=AuditWriter(tmp_path, write=disk), task_queue=QUEUE
+        client,
+        platforms=platforms,
+        writer=AuditWriter(tmp_path, write=disk),
+        reference=lambda: dev_stack.reference,
+        task_queue=QUEUE,
     )
     async with worker:
         await client.start_workflow(names.WORKFLOW_NAME, request, id=rid, task_queue=QUEUE)

@@ -206,7 +206,8 @@ async def test_platform_asks_for_information(runs: dict[str, asyncio.Task[Run]])
 
 async def test_removal_views_and_the_login_wall(runs: dict[str, asyncio.Task[Run]]) -> None:
     run = await finished(runs, "views")
-    assert closed(run) == ("closed", "complied")
+    # every item claimed gone, but a 404 and a login wall prove nothing: never "complied"
+    assert closed(run) == ("closed", "complied_unverified")
     seen = evidence(run.timeline)
     observed = {item: seen[(item, "VN")]["observation"] for item, _ in seen}
     assert observed == {
@@ -221,13 +222,19 @@ async def test_removal_views_and_the_login_wall(runs: dict[str, asyncio.Task[Run
     assert seen[("i6", "control")]["observation"] == "available"  # restriction, not removal
     verification = {i["item_id"]: i["verification"] for i in run.seen["monitoring"]["items"]}
     assert verification == {
-        "i1": "inconclusive",
+        "i1": "unverified",
         "i2": "confirmed",
         "i3": "confirmed",
         "i4": "confirmed",
-        "i5": "inconclusive",  # a login wall never counts as removed
+        "i5": "unverified",  # a login wall never counts as removed
         "i6": "confirmed",
     }
+    # the closing entry and the result say which removals were never confirmed
+    closing = run.timeline[-1]["docket"]["data"]
+    assert closing["unverified"] == ["i1", "i5"]
+    assert closing["item_verification"] == verification
+    assert run.result is not None
+    assert run.result.item_verification == verification
     assert all(ev["observation"] != "removed" for k, ev in seen.items() if k[0] == "i5")
 
 
@@ -330,7 +337,11 @@ async def test_listing_by_search_attributes(
     rows = await eventually(breached, on_time, breached=True, authority="mst")
     assert all(row.sla_breached for row in rows.values())
     rows = await eventually(on_time, breached, breached=False, state="closed")
-    assert {rows[i].outcome for i in on_time} == {"complied", "partially_complied"}
+    assert [rows[ids[n]].outcome for n in ("comply", "partial", "views")] == [
+        "complied",
+        "partially_complied",
+        "complied_unverified",
+    ]
     youtube = {ids["delivery_failed"]}
     facebook = set(ids.values()) - youtube
     rows = await eventually(youtube, facebook, platform="youtube")

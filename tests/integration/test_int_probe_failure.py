@@ -13,8 +13,9 @@ from activities.platform import PlatformActivities
 from audit.writer import AuditWriter
 from docket import temporal_names as names
 from docket import worker_setup as docket_worker
-from docket.client import build_input
+from docket.client import start_input
 from docket.reference import ReferenceData
+from docket.validation import workflow_id_for
 
 QUEUE = "probe-failure-test"
 
@@ -25,21 +26,22 @@ async def test_failed_probes_are_probe_error_evidence(dev_stack: Stack, tmp_path
     order = make_order(
         dev_stack.sim, f"PROBE-FAIL-{secrets.token_hex(4)}", ["remove--a"], reference=reference
     )
-    request = build_input(order, actor(order.officer), reference)
+    rid = workflow_id_for(order.authority, order.reference)
     # A worker that knows no platform at all: every probe activity fails (UnknownPlatform).
     worker = docket_worker.build_worker(
         client,
         platforms=PlatformActivities({}),
         writer=AuditWriter(tmp_path),
+        reference=lambda: reference,
         task_queue=QUEUE,
     )
     async with worker:
         await client.start_workflow(
-            names.WORKFLOW_NAME, request, id=request.request_id, task_queue=QUEUE
+            names.WORKFLOW_NAME, start_input(order, actor(order.officer)), id=rid, task_queue=QUEUE
         )
-        status = await wait_for(client, request.request_id, state="pending_approval")
-        timeline = await client.get_workflow_handle(request.request_id).query("timeline")
-        await client.get_workflow_handle(request.request_id).terminate("test done")
+        status = await wait_for(client, rid, state="pending_approval")
+        timeline = await client.get_workflow_handle(rid).query("timeline")
+        await client.get_workflow_handle(rid).terminate("test done")
     assert status["state"] == "pending_approval"
     (evidence,) = timeline[0]["docket"]["evidence"]
     assert evidence["observation"] == "probe_error"

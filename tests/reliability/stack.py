@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from docket_harness import fast_reference
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
@@ -23,7 +24,6 @@ from temporalio.client import Client
 from activities.platform import PlatformActivities, PlatformEndpoint
 from audit.writer import AuditWriter
 from docket import client as docket
-from docket import temporal_names as names
 from docket import worker_setup as docket_worker
 from docket.models import Actor, Order
 from docket.reference import ReferenceData, default_reference
@@ -95,7 +95,6 @@ async def submit(client: Client, order: Order, *, maker: str | None = None) -> s
         order,
         submitted_by=actor(maker or order.officer),
         reference=default_reference(),
-        poll_interval=timedelta(seconds=1),
     )
     return sub.request_id
 
@@ -111,8 +110,13 @@ async def running_worker(
     """The real worker (worker.build_worker) on `task_queue`, auditing to `audit_dir`."""
     platforms = PlatformActivities(endpoints, **activity_options)
     writer = AuditWriter(audit_dir)
+    reference = fast_reference()
     worker = docket_worker.build_worker(
-        client, platforms=platforms, writer=writer, task_queue=task_queue
+        client,
+        platforms=platforms,
+        writer=writer,
+        reference=lambda: reference,
+        task_queue=task_queue,
     )
     try:
         async with worker:
@@ -125,7 +129,7 @@ async def running_worker(
 def use_task_queue(monkeypatch: Any) -> str:
     """A fresh task queue for this test; `docket.client.submit` starts workflows on it."""
     queue = f"rel-{uuid.uuid4().hex[:12]}"
-    monkeypatch.setattr(names, "TASK_QUEUE", queue)
+    monkeypatch.setenv("DOCKET_TASK_QUEUE", queue)
     return queue
 
 

@@ -22,7 +22,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 
 from docket import temporal_names as names
-from docket.case import RequestInput, RequestResult
+from docket.case import RequestResult
 from docket.worker_setup import CompileOnceFinder, CompileOnceLoader, workflow_runner
 from workflows import AuthorityRequest
 from workflows.authority_request import LOCAL_AUDIT_PATCH, ONE_WRITE_PER_POLL_PATCH
@@ -134,8 +134,8 @@ class SkipsTheBaseline(AuthorityRequest):
     """A 'harmless' change: no baseline probe before the submission entry."""
 
     @workflow.run
-    async def run(self, request: RequestInput) -> RequestResult:
-        return await super().run(request)
+    async def run(self, *start: Any) -> RequestResult:
+        return await super().run(*start)
 
     async def _probe(self, items: Any, vantages: Any, *, baseline: bool = False) -> Any:
         if baseline:
