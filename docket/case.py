@@ -33,6 +33,9 @@ from docket.lifecycle import (
     sources_for,
 )
 from docket.models import (
+    DECISIONS,
+    EFFECT_CLAIMS,
+    GONE_CLAIMS,
     Acknowledge,
     Actor,
     Command,
@@ -70,11 +73,6 @@ LEGACY_VERIFICATION_WORDS = {
     Verification.CONTRADICTED: "disagrees",
     Verification.NOT_APPLICABLE: "not_applicable",
 }
-
-# Claims that say the content is gone (everywhere, or where it was restricted).
-GONE_CLAIMS = frozenset({"removed_globally", "restricted", "already_removed", "not_found"})
-EFFECT_CLAIMS = frozenset({"removed_globally", "restricted", "already_removed"})
-DECISIONS = GONE_CLAIMS | {"declined"}
 
 
 class RequestInput(Model):

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from transitions import Machine
+from transitions import Machine, MachineError
 
 logging.getLogger("transitions").setLevel(logging.CRITICAL + 1)
 
@@ -396,14 +396,37 @@ def roles_for(trigger: str) -> frozenset[Role]:
     return roles
 
 
+def _machine() -> Machine:
+    """The `transitions` machine of the table (no model bound yet)."""
+    machine = Machine(
+        model=None,
+        states=[s.value for s in State],
+        initial=INITIAL.value,
+        auto_transitions=False,
+        ignore_invalid_triggers=False,
+        send_event=True,
+        model_attribute="state",
+    )
+    for spec in TRANSITIONS:
+        machine.add_transition(
+            spec.trigger,
+            [s.value for s in spec.sources],
+            spec.dest.value,
+            conditions=[_guard_callable(g) for g in spec.guards],
+            after=_recorder(spec),
+        )
+    return machine
+
+
 def sources_for(trigger: str) -> frozenset[State]:
-    return frozenset(s for row in rows_for(trigger) for s in row.sources)
+    """The states `trigger` may leave (guards not evaluated), as the machine knows them."""
+    event = _TABLE.events.get(trigger)
+    return frozenset(State(s) for s in event.transitions) if event is not None else frozenset()
 
 
 def triggers_from(state: State | str) -> tuple[str, ...]:
     """Triggers with at least one row leaving `state` (guards not evaluated)."""
-    state = State(state)
-    return tuple(t for t in TRIGGERS if state in sources_for(t))
+    return tuple(_TABLE.get_triggers(State(state).value))
 
 
 def allowed_triggers(
@@ -484,36 +507,27 @@ class Lifecycle:
     """A `transitions` machine built from `TRANSITIONS`; one per case (not thread-shared)."""
 
     def __init__(self) -> None:
-        self._machine = Machine(
-            model=None,
-            states=[s.value for s in State],
-            initial=INITIAL.value,
-            auto_transitions=False,
-            ignore_invalid_triggers=False,
-            send_event=True,
-            model_attribute="state",
-        )
-        for spec in TRANSITIONS:
-            self._machine.add_transition(
-                spec.trigger,
-                [s.value for s in spec.sources],
-                spec.dest.value,
-                conditions=[_guard_callable(g) for g in spec.guards],
-                after=_recorder(spec),
-            )
+        self._machine = _machine()
         # One model for every question: binding a model to the machine is the costly part.
         self._cursor = _Cursor(state=INITIAL.value, facts=_NO_FACTS)
         self._machine.add_model(self._cursor, initial=INITIAL.value)
 
     def next_state(self, state: State | str, trigger: str, facts: GuardFacts) -> TransitionSpec:
-        """The row that `trigger` would take from `state` given `facts` (nothing mutates)."""
+        """The row that `trigger` would take from `state` given `facts` (nothing mutates).
+
+        The machine decides: it refuses a trigger the state does not allow (MachineError)
+        and evaluates the guards of the trigger's rows in order. Rows may share their source
+        and destination (two outcomes of `monitoring_complete`), so the row that fired is
+        learnt from its `after` callback rather than from the state reached."""
         state = State(state)
-        if trigger not in TRIGGERS or state not in sources_for(trigger):
+        if trigger not in TRIGGERS:
             raise InvalidTransition(trigger, state)
         cursor = self._cursor
         cursor.state, cursor.facts, cursor.fired = state.value, facts, []
         try:
             getattr(cursor, trigger)()
+        except MachineError:
+            raise InvalidTransition(trigger, state) from None
         finally:
             cursor.facts = _NO_FACTS  # hold no reference to the caller's facts
         if not cursor.fired:  # every row's guards failed: the table has no fallback here
@@ -534,6 +548,11 @@ def _recorder(spec: TransitionSpec) -> Callable[[Any], None]:
         event.model.fired.append(spec)
 
     return record
+
+
+# The machine asked about the table itself (which triggers leave a state, which states a
+# trigger leaves); each Lifecycle binds its own model to a machine of its own.
+_TABLE = _machine()
 
 
 def describe_guards(spec: TransitionSpec) -> str:

@@ -196,6 +196,13 @@ class Order(Model):
 Effect = Literal[
     "removed_globally", "restricted", "declined", "needs_more_info", "not_found", "already_removed"
 ]
+# What a platform's claim about an item means (the case, the workflow and the report use these):
+# the platform acted on the content (removed or restricted it);
+EFFECT_CLAIMS: frozenset[str] = frozenset({"removed_globally", "restricted", "already_removed"})
+# the content is gone, everywhere or where it was restricted (what our probes must confirm);
+GONE_CLAIMS: frozenset[str] = EFFECT_CLAIMS | {"not_found"}
+# the item is decided (not pending, not waiting for more information).
+DECISIONS: frozenset[str] = GONE_CLAIMS | {"declined"}
 AppellantType = Literal["content_owner", "platform", "authority"]
 AppealOutcome = Literal["upheld", "reversed", "partially_reversed"]
 

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from docket.case import EFFECT_CLAIMS, Case, CommandRejected, RequestInput
+from docket.case import Case, CommandRejected, RequestInput
 from docket.lifecycle import (
     GUARDS,
     HUMAN_TRIGGERS,
@@ -39,6 +39,7 @@ from docket.lifecycle import (
 )
 from docket.models import (
     COMMANDS,
+    EFFECT_CLAIMS,
     SYSTEM_ACTOR,
     Actor,
     Command,
