@@ -46,6 +46,7 @@ __all__ = [
     "PublicKey",
     "SshSignature",
     "SshsigError",
+    "WireReader",
     "armor",
     "build_sshsig",
     "dearmor",
@@ -58,6 +59,7 @@ __all__ = [
     "public_key_line",
     "sign_with_private_key",
     "signed_data",
+    "ssh_string",
     "verify_signature_blob",
 ]
 
@@ -120,7 +122,7 @@ def _malformed(message: str) -> SshsigError:
 # --- SSH wire encoding -------------------------------------------------------------------------
 
 
-class _Reader:
+class WireReader:
     """Reads RFC 4251 wire types from a byte string; every short read is a clean error."""
 
     __slots__ = ("data", "pos", "what")
@@ -169,15 +171,15 @@ class _Reader:
             raise _malformed(f"{self.what}: {len(self.data) - self.pos} unexpected trailing bytes")
 
 
-def _string(value: bytes) -> bytes:
+def ssh_string(value: bytes) -> bytes:
     return struct.pack(">I", len(value)) + value
 
 
 def _mpint(value: int) -> bytes:
     if value == 0:
-        return _string(b"")
+        return ssh_string(b"")
     raw = value.to_bytes((value.bit_length() + 8) // 8, "big")  # room for the sign bit
-    return _string(raw)
+    return ssh_string(raw)
 
 
 # --- public keys -------------------------------------------------------------------------------
@@ -215,7 +217,7 @@ def fingerprint(blob: bytes) -> str:
     return "SHA256:" + base64.b64encode(digest).decode("ascii").rstrip("=")
 
 
-def _read_key_fields(reader: _Reader, key_type: str) -> tuple[VerifyingKey, str | None]:
+def _read_key_fields(reader: WireReader, key_type: str) -> tuple[VerifyingKey, str | None]:
     """The type-specific fields of a public key (the part after the type string)."""
     if key_type in (_ED25519, _SK_ED25519):
         raw = reader.string()
@@ -261,7 +263,7 @@ def _read_key_fields(reader: _Reader, key_type: str) -> tuple[VerifyingKey, str 
 
 def parse_public_key(blob: bytes, what: str = "public key") -> PublicKey:
     """Parse a plain (not certificate) public key blob."""
-    reader = _Reader(blob, what)
+    reader = WireReader(blob, what)
     key_type = reader.text("key type")
     if key_type.endswith(CERT_SUFFIX):
         raise SshsigError("unsupported_key", f"{what}: is a certificate, not a plain key")
@@ -287,7 +289,7 @@ def parse_public_key_line(line: str, what: str = "public key") -> tuple[PublicKe
 
 def public_key_line(blob: bytes, comment: str = "") -> str:
     """The OpenSSH one-line form of a key or certificate blob."""
-    key_type = _Reader(blob, "key").text("key type")
+    key_type = WireReader(blob, "key").text("key type")
     line = f"{key_type} {base64.b64encode(blob).decode('ascii')}"
     return f"{line} {comment}" if comment else line
 
@@ -335,13 +337,13 @@ class Certificate:
 
 def _options(raw: bytes, what: str) -> tuple[tuple[str, bytes], ...]:
     """Critical options or extensions: sorted, unique names; each value a string or empty."""
-    reader = _Reader(raw, what)
+    reader = WireReader(raw, what)
     out: list[tuple[str, bytes]] = []
     while reader.pos < len(raw):
         name = reader.text("option name")
         data = reader.string()
         if data:
-            inner = _Reader(data, f"{what} {name!r}")
+            inner = WireReader(data, f"{what} {name!r}")
             value = inner.string()
             inner.done()
         else:
@@ -354,7 +356,7 @@ def _options(raw: bytes, what: str) -> tuple[tuple[str, bytes], ...]:
 
 def parse_certificate(blob: bytes, what: str = "certificate") -> Certificate:
     """Parse an OpenSSH certificate blob. Checks the format only, not the CA signature."""
-    reader = _Reader(blob, what)
+    reader = WireReader(blob, what)
     cert_type = reader.text("certificate type")
     if not cert_type.endswith(CERT_SUFFIX):
         raise SshsigError("not_a_certificate", f"{what}: {cert_type!r} is not a certificate")
@@ -362,11 +364,11 @@ def parse_certificate(blob: bytes, what: str = "certificate") -> Certificate:
     nonce = reader.string()
     key_start = reader.pos
     key, application = _read_key_fields(reader, key_type)
-    plain_blob = _string(key_type.encode("ascii")) + blob[key_start : reader.pos]
+    plain_blob = ssh_string(key_type.encode("ascii")) + blob[key_start : reader.pos]
     serial = reader.u64()
     kind = reader.u32()
     key_id = reader.text("key id")
-    principals_reader = _Reader(reader.string(), f"{what} principals")
+    principals_reader = WireReader(reader.string(), f"{what} principals")
     principals: list[str] = []
     while principals_reader.pos < len(principals_reader.data):
         principals.append(principals_reader.text("principal"))
@@ -420,7 +422,7 @@ def _allowed_algorithms(key_type: str) -> tuple[str, ...]:
 def verify_signature_blob(key: PublicKey, signature: bytes, data: bytes) -> SignatureDetails:
     """Check an SSH signature blob (``string algorithm, string signature[, flags, counter]``)
     over ``data`` with ``key``. Raises SshsigError("bad_signature") if it does not verify."""
-    reader = _Reader(signature, "signature")
+    reader = WireReader(signature, "signature")
     algorithm = reader.text("signature algorithm")
     if algorithm not in _allowed_algorithms(key.key_type):
         if algorithm == _RSA:
@@ -444,7 +446,7 @@ def verify_signature_blob(key: PublicKey, signature: bytes, data: bytes) -> Sign
                 message = _sk_message(key.application, sk_flags, sk_counter, data)
             key.key.verify(raw, message)
         elif isinstance(key.key, ec.EllipticCurvePublicKey):
-            inner = _Reader(raw, "ECDSA signature")
+            inner = WireReader(raw, "ECDSA signature")
             r = inner.mpint("r")
             s = inner.mpint("s")
             inner.done()
@@ -493,7 +495,7 @@ PrivateKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey | rsa.RSAPri
 def sign_with_private_key(private_key: PrivateKey, data: bytes) -> bytes:
     """An SSH signature blob over ``data`` (rsa-sha2-512 for RSA keys, as ssh-keygen does)."""
     if isinstance(private_key, ed25519.Ed25519PrivateKey):
-        return _string(_ED25519.encode()) + _string(private_key.sign(data))
+        return ssh_string(_ED25519.encode()) + ssh_string(private_key.sign(data))
     if isinstance(private_key, ec.EllipticCurvePrivateKey):
         curve = {"secp256r1": "nistp256", "secp384r1": "nistp384", "secp521r1": "nistp521"}
         name = curve.get(private_key.curve.name)
@@ -501,8 +503,10 @@ def sign_with_private_key(private_key: PrivateKey, data: bytes) -> bytes:
             raise SshsigError("unsupported_key", f"ECDSA curve {private_key.curve.name} is not SSH")
         der = private_key.sign(data, ec.ECDSA(_ECDSA_CURVES[name][1]))
         r, s = decode_dss_signature(der)
-        return _string(f"ecdsa-sha2-{name}".encode()) + _string(_mpint(r) + _mpint(s))
-    return _string(b"rsa-sha2-512") + _string(private_key.sign(data, PKCS1v15(), hashes.SHA512()))
+        return ssh_string(f"ecdsa-sha2-{name}".encode()) + ssh_string(_mpint(r) + _mpint(s))
+    return ssh_string(b"rsa-sha2-512") + ssh_string(
+        private_key.sign(data, PKCS1v15(), hashes.SHA512())
+    )
 
 
 # --- the SSHSIG envelope -----------------------------------------------------------------------
@@ -524,10 +528,10 @@ def signed_data(namespace: str, hash_algorithm: str, message: bytes) -> bytes:
     digest = HASH_ALGORITHMS[hash_algorithm](message).digest()
     return (
         MAGIC
-        + _string(namespace.encode("utf-8"))
-        + _string(b"")
-        + _string(hash_algorithm.encode("ascii"))
-        + _string(digest)
+        + ssh_string(namespace.encode("utf-8"))
+        + ssh_string(b"")
+        + ssh_string(hash_algorithm.encode("ascii"))
+        + ssh_string(digest)
     )
 
 
@@ -535,11 +539,11 @@ def encode_sshsig(sig: SshSignature) -> bytes:
     return (
         MAGIC
         + struct.pack(">I", SIG_VERSION)
-        + _string(sig.public_key)
-        + _string(sig.namespace.encode("utf-8"))
-        + _string(sig.reserved)
-        + _string(sig.hash_algorithm.encode("ascii"))
-        + _string(sig.signature)
+        + ssh_string(sig.public_key)
+        + ssh_string(sig.namespace.encode("utf-8"))
+        + ssh_string(sig.reserved)
+        + ssh_string(sig.hash_algorithm.encode("ascii"))
+        + ssh_string(sig.signature)
     )
 
 
@@ -547,7 +551,7 @@ def parse_sshsig(blob: bytes) -> SshSignature:
     """Decode an SSHSIG envelope; refuses an unknown version, hash or trailing bytes."""
     if blob[: len(MAGIC)] != MAGIC:
         raise _malformed("not an SSH signature (the SSHSIG preamble is missing)")
-    reader = _Reader(blob, "SSH signature")
+    reader = WireReader(blob, "SSH signature")
     reader.pos = len(MAGIC)
     version = reader.u32()
     if version != SIG_VERSION:
