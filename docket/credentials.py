@@ -15,6 +15,7 @@ The trust file (TOML, path from ``DOCKET_TRUST_FILE``) is the deployment's confi
     name = "Bộ Thông tin và Truyền thông"
     acts_for = ["authority:mic"]                   # or "platform:facebook", or "any"
     may_grant = ["officer", "approver"]
+    actors = ["*"]                                 # optional: actor ids its CA may certify
     ca_keys = ["ssh-ed25519 AAAAC3... mic-ca-2026"]
 
     [[revoked]]                                    # a user key or a CA key
@@ -176,6 +177,12 @@ class Organization(_Frozen):
     acts_for: Annotated[tuple[str, ...], Field(min_length=1, max_length=100)]
     may_grant: Annotated[tuple[Role, ...], Field(min_length=1)]
     ca_keys: Annotated[tuple[str, ...], Field(min_length=1, max_length=20)]
+    # Which actor ids this CA may certify, as OpenSSH patterns (`*`, `?`), the same patterns
+    # an allowed_signers line carries. Default: any (the CA alone decides who its people are).
+    actors: Annotated[
+        tuple[Annotated[str, StringConstraints(pattern=r"^[a-z0-9._:@*?-]{1,128}$")], ...],
+        Field(min_length=1, max_length=100),
+    ] = ("*",)
 
     @field_validator("name")
     @classmethod
@@ -232,6 +239,17 @@ class Organization(_Frozen):
         if kind == "platform":
             return "platform"
         return "any"
+
+    @cached_property
+    def _actor_patterns(self) -> re.Pattern[str]:
+        alternatives = (
+            re.escape(p).replace(r"\*", ".*").replace(r"\?", ".") for p in self.actors
+        )
+        return re.compile("(?:" + "|".join(alternatives) + ")")
+
+    def may_certify(self, actor_id: str) -> bool:
+        """True if ``actor_id`` matches one of the ``actors`` patterns."""
+        return self._actor_patterns.fullmatch(actor_id) is not None
 
     @cached_property
     def ca_fingerprints(self) -> tuple[str, ...]:
@@ -508,6 +526,11 @@ def check_certificate(
         raise _bad(
             f"the credential's key id {holder} is not an actor id "
             "(lowercase letters, digits and . _ : @ -, at most 128)"
+        )
+    if not org.may_certify(certificate.key_id):
+        raise _bad(
+            f"the credential of {holder} is signed by the CA of {org.id}, which may certify "
+            f"only actors matching {', '.join(org.actors)} (its 'actors' in the trust file)"
         )
     if certificate.principals != (certificate.key_id,):
         shown = ", ".join(_shown(p, 40) for p in certificate.principals) or "none (any)"
