@@ -97,6 +97,10 @@ KEY_TYPES = (
     _SK_ED25519,
     _SK_ECDSA,
 )
+# Certificate type -> certified key type (the FIDO ones keep their @openssh.com at the end).
+CERT_TYPES = {
+    key_type.removesuffix("@openssh.com") + CERT_SUFFIX: key_type for key_type in KEY_TYPES
+}
 _RSA_SIGNATURE_HASHES: dict[str, hashes.HashAlgorithm] = {
     "rsa-sha2-512": hashes.SHA512(),
     "rsa-sha2-256": hashes.SHA256(),
@@ -360,7 +364,13 @@ def parse_certificate(blob: bytes, what: str = "certificate") -> Certificate:
     cert_type = reader.text("certificate type")
     if not cert_type.endswith(CERT_SUFFIX):
         raise SshsigError("not_a_certificate", f"{what}: {cert_type!r} is not a certificate")
-    key_type = cert_type.removesuffix(CERT_SUFFIX)
+    if cert_type not in CERT_TYPES:
+        raise SshsigError(
+            "unsupported_key",
+            f"{what}: certificate type {cert_type!r} is not supported "
+            f"(supported: {', '.join(CERT_TYPES)})",
+        )
+    key_type = CERT_TYPES[cert_type]
     nonce = reader.string()
     key_start = reader.pos
     key, application = _read_key_fields(reader, key_type)
