@@ -212,7 +212,7 @@ def parse_statement(text: str) -> Statement:
         raise StatementError(f"the statement's fields: {'; '.join(what)}")
     if value["v"] != STATEMENT_VERSION or type(value["v"]) is not int:
         raise StatementError(
-            f"statement.v: version {str(value['v'])[:20]!r} is not known (this Docket reads "
+            f"statement.v: version {json.dumps(value['v'])[:20]} is not known (this Docket reads "
             f"version {STATEMENT_VERSION})"
         )
     if value["namespace"] != NAMESPACE:
