@@ -242,9 +242,7 @@ class Organization(_Frozen):
 
     @cached_property
     def _actor_patterns(self) -> re.Pattern[str]:
-        alternatives = (
-            re.escape(p).replace(r"\*", ".*").replace(r"\?", ".") for p in self.actors
-        )
+        alternatives = (re.escape(p).replace(r"\*", ".*").replace(r"\?", ".") for p in self.actors)
         return re.compile("(?:" + "|".join(alternatives) + ")")
 
     def may_certify(self, actor_id: str) -> bool:

@@ -218,14 +218,22 @@ class AgentSigner(Signer):
 # --- loading keys and certificates -------------------------------------------------------------
 
 
+def _shown_path(path: Path) -> str:
+    """A path for a message, unless it is really some pasted text (which could be a key)."""
+    text = str(path)
+    return text if "\n" not in text and len(text) <= 256 else "(a value that is not a path)"
+
+
 def _read_small(path: Path, what: str) -> bytes:
+    shown = _shown_path(path)
     try:
         size = path.stat().st_size
         if size > _MAX_KEY_FILE:
-            raise SignerError(f"{what} {path} is {size} bytes; a key file is a few KB at most")
+            raise SignerError(f"{what} {shown} is {size} bytes; a key file is a few KB at most")
         return path.read_bytes()
-    except OSError as exc:
-        raise SignerError(f"cannot read {what} {path} ({exc.strerror or exc})") from None
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or "not a usable path"
+        raise SignerError(f"cannot read {what} {shown} ({reason})") from None
 
 
 def _parse_certificate_text(text: str, where: str) -> sshsig.Certificate:
@@ -247,6 +255,11 @@ def _parse_certificate_text(text: str, where: str) -> sshsig.Certificate:
 def load_certificate(source: str | Path) -> sshsig.Certificate:
     """A certificate from a ``-cert.pub`` file, or from its text (one line)."""
     text = str(source)
+    if "PRIVATE KEY" in text:
+        raise SignerError(
+            "a private key was given where the certificate belongs (DOCKET_CERT or --cert "
+            "takes the -cert.pub line or its path)"
+        )
     if isinstance(source, str) and sshsig.CERT_SUFFIX in text.split(" ", 1)[0]:
         return _parse_certificate_text(text, "the certificate text")
     path = Path(source)
@@ -450,7 +463,11 @@ def _signer_from_env(
             )
         return KeySigner(key, load_certificate(certificate))
     path = Path(value)
-    if not path.is_file():
+    try:
+        is_file = "\n" not in value and len(value) < 4096 and path.is_file()
+    except (OSError, ValueError):  # their messages would carry the value
+        is_file = False
+    if not is_file:
         # The value is never echoed: it may be a mangled private key.
         raise SignerError(
             f"{ENV_KEY} is neither an OpenSSH private key (text with '-----BEGIN OPENSSH "
