@@ -58,6 +58,7 @@ from docket.text import terminal
 __all__ = [
     "KEY_TYPES",
     "KeysError",
+    "allowed_signers_text",
     "generate_key",
     "issue_certificate",
     "main",
