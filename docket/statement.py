@@ -130,16 +130,35 @@ class SignedCommand(BaseModel):
 
 
 def _depth_error(value: Any) -> str | None:
-    """The path of the first value nested deeper than MAX_DEPTH, or None (iterative)."""
-    stack: list[tuple[Any, str, int]] = [(value, "$", 0)]
+    """The path of a value nested deeper than MAX_DEPTH, or None (iterative; the path is
+    only built when there is one)."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    pop, push = stack.pop, stack.append
     while stack:
-        item, path, depth = stack.pop()
+        item, depth = pop()
         if depth > MAX_DEPTH:
-            return path
-        if isinstance(item, dict):
-            stack.extend((v, f"{path}.{k}", depth + 1) for k, v in item.items())
-        elif isinstance(item, list):
-            stack.extend((v, f"{path}[{i}]", depth + 1) for i, v in enumerate(item))
+            return _path_deeper_than(value, MAX_DEPTH)
+        children = item.values() if type(item) is dict else item if type(item) is list else ()
+        for child in children:
+            if type(child) is dict or type(child) is list:
+                push((child, depth + 1))
+    return None
+
+
+def _path_deeper_than(value: Any, limit: int) -> str:
+    return "$" + (_deep_path(value, limit) or "")
+
+
+def _deep_path(value: Any, budget: int) -> str | None:
+    """The path below ``value`` to a container more than ``budget`` levels down, or None."""
+    if budget < 0:
+        return ""
+    is_dict = type(value) is dict
+    for key, child in value.items() if is_dict else enumerate(value):
+        if type(child) is dict or type(child) is list:
+            found = _deep_path(child, budget - 1)
+            if found is not None:
+                return (f".{key}" if is_dict else f"[{key}]") + found
     return None
 
 

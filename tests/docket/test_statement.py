@@ -100,7 +100,10 @@ def test_issued_at_format() -> None:
         (_canonical(_fields(payload={"x": 2**60})), "2**53"),
         (_canonical(_fields(payload={"x": "\ud800"})).replace("\ud800", "\\ud800"), "surrogate"),
         ('{"a":NaN}', "NaN"),
-        (_canonical(_fields(payload={"x": _nested(40)})), "nested deeper"),
+        (
+            _canonical(_fields(payload={"a": [1, {}], "x": _nested(40)})),
+            "levels at $.payload.x" + "[0]" * 31,
+        ),
         ("[" * 100_000 + "]" * 100_000, "nested deeper"),
         (_canonical({k: v for k, v in _fields().items() if k != "nonce"}), "missing nonce"),
         (_canonical(_fields(extra=1)), "unknown 'extra'"),
