@@ -256,7 +256,10 @@ class Organization(_Frozen):
 
 class RevokedKey(_Frozen):
     """A revoked user or CA key: its fingerprint, and the key line when the operator gave it
-    (needed to export a plain revocation list for ``ssh-keygen -Y verify -r``)."""
+    (needed to export a plain revocation list for ``ssh-keygen -Y verify -r``).
+
+    ``revoked_at``: the revocation applies from then on (a signature checked at an earlier
+    time still holds); without it, the key is refused at any time."""
 
     fingerprint: Annotated[str, StringConstraints(pattern=_FINGERPRINT_RE.pattern)]
     key: str | None = None
@@ -498,7 +501,11 @@ def check_certificate(
         ) from None
     for fp, what in ((key_fp, f"the key {key_fp} of {holder}"), (ca_fp, f"the CA key {ca_fp}")):
         revocation = trust.revocation(fp)
-        if revocation is not None:
+        # A revocation with a time applies from that time on: checked at the time an entry
+        # was signed (an audit), a signature made before the revocation still holds.
+        if revocation is not None and (
+            revocation.revoked_at is None or now >= revocation.revoked_at
+        ):
             when = f" on {format_time(revocation.revoked_at)}" if revocation.revoked_at else ""
             why = f" ({revocation.reason})" if revocation.reason else ""
             fix = (

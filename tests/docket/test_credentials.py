@@ -221,6 +221,16 @@ def test_key_revoked_by_fingerprint_and_by_key_line() -> None:
     assert "laptop stolen" in message and "2026-03-02T09:00:00Z" in message
 
 
+def test_a_revocation_applies_from_its_time() -> None:
+    trust = make_trust(
+        MIC, META, revoked=[{"key": BINH.fingerprint, "revoked_at": NOW + timedelta(hours=1)}]
+    )
+    # Checked at a time before the revocation (an audit of an older entry): still valid.
+    assert verify_signed(MESSAGE, _sign(BINH), trust, NOW).actor_id == "tran.thi.binh"
+    message = _refused("key_revoked", _sign(BINH), trust, now=NOW + timedelta(hours=1))
+    assert "2026-03-02T10:00:00Z" in message
+
+
 def test_ca_key_revoked() -> None:
     trust = make_trust(MIC, META, revoked=[MIC.ca_fingerprint])
     message = _refused("key_revoked", _sign(BINH), trust)
