@@ -384,8 +384,14 @@ def load_trust(path: str | Path) -> TrustRoots:
 
 def _describe_errors(exc: ValidationError, data: dict[str, Any]) -> str:
     problems = []
-    for error in exc.errors(include_url=False):
+    errors = exc.errors(include_url=False)
+    for error in errors:
         loc = list(error["loc"])
+        if error["type"] == "too_short" and any(
+            len(other["loc"]) > len(loc) and list(other["loc"][: len(loc)]) == loc
+            for other in errors
+        ):
+            continue  # only a consequence of an invalid item, which is reported itself
         parts: list[str] = []
         for i, part in enumerate(loc):
             if part == "organizations":

@@ -471,6 +471,7 @@ def test_trust_file_errors_name_entry_and_field(
     message = _load_error(tmp_path, _org_text(**fields))
     for needle in needles:
         assert needle in message, message
+    assert "should have at least 1 item" not in message  # no echo of the item's own error
 
 
 def test_trust_file_refuses_fido_ca_keys(tmp_path: Path) -> None:
