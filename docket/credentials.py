@@ -53,7 +53,7 @@ from pydantic import (
 from audit.canonical import MAX_SAFE_INT, canonical
 from docket import sshsig
 from docket.lifecycle import Role
-from docket.text import UnsafeText, check_text, escape_unsafe
+from docket.text import UnsafeText, check_text
 
 __all__ = [
     "ACTOR_ID_RE",
@@ -137,8 +137,7 @@ def format_time(moment: datetime) -> str:
 
 def _shown(value: str, limit: int = 80) -> str:
     """Untrusted text quoted for a message: cut short, every unsafe character escaped."""
-    cut = value if len(value) <= limit else value[:limit] + "…"
-    return "'" + escape_unsafe(cut) + "'"
+    return sshsig.quoted(value, limit)
 
 
 # --- the trust roots ---------------------------------------------------------------------------

@@ -438,8 +438,8 @@ def load_signer(
         )
     if actor is not None and signer.actor_id != actor:
         raise SignerError(
-            f"you act as {actor!r}, but the credential found ({signer.key_fingerprint}) is "
-            f"{signer.actor_id!r}'s"
+            f"you act as {sshsig.quoted(actor)}, but the credential found "
+            f"({signer.key_fingerprint}) is {sshsig.quoted(signer.actor_id)}'s"
         )
     return signer
 
@@ -490,7 +490,8 @@ def sign_command(
     """Build the statement for a command and sign it."""
     if actor_id != signer.actor_id:
         raise SignerError(
-            f"cannot sign as {actor_id!r} with the credential of {signer.actor_id!r} "
+            f"cannot sign as {sshsig.quoted(actor_id)} with the credential of "
+            f"{sshsig.quoted(signer.actor_id)} "
             f"({signer.key_fingerprint})"
         )
     statement = build_statement(

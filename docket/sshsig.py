@@ -37,6 +37,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     encode_dss_signature,
 )
 
+from docket.text import escape_unsafe
+
 __all__ = [
     "ARMOR_BEGIN",
     "ARMOR_END",
@@ -57,6 +59,7 @@ __all__ = [
     "parse_public_key_line",
     "parse_sshsig",
     "public_key_line",
+    "quoted",
     "sign_with_private_key",
     "signed_data",
     "ssh_string",
@@ -117,6 +120,12 @@ class SshsigError(ValueError):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+def quoted(value: str, limit: int = 60) -> str:
+    """Untrusted text for a message: quoted, cut short, every unsafe character escaped."""
+    cut = value if len(value) <= limit else value[:limit] + "…"
+    return "'" + escape_unsafe(cut) + "'"
 
 
 def _malformed(message: str) -> SshsigError:
@@ -232,7 +241,7 @@ def _read_key_fields(reader: WireReader, key_type: str) -> tuple[VerifyingKey, s
         curve_name = reader.text("curve name")
         expected = "nistp256" if key_type == _SK_ECDSA else key_type.removeprefix("ecdsa-sha2-")
         if curve_name != expected or curve_name not in _ECDSA_CURVES:
-            raise _malformed(f"{reader.what}: curve {curve_name!r} does not match {key_type}")
+            raise _malformed(f"{reader.what}: curve {quoted(curve_name)} does not match {key_type}")
         point = reader.string()
         try:
             key = ec.EllipticCurvePublicKey.from_encoded_point(_ECDSA_CURVES[curve_name][0], point)
@@ -254,14 +263,14 @@ def _read_key_fields(reader: WireReader, key_type: str) -> tuple[VerifyingKey, s
     else:
         raise SshsigError(
             "unsupported_key",
-            f"{reader.what}: key type {key_type!r} is not supported "
+            f"{reader.what}: key type {quoted(key_type)} is not supported "
             f"(supported: {', '.join(KEY_TYPES)})",
         )
     application = None
     if key_type in (_SK_ED25519, _SK_ECDSA):
         application = reader.text("FIDO application")
         if not application.startswith("ssh:"):
-            raise _malformed(f"{reader.what}: FIDO application {application!r} lacks 'ssh:'")
+            raise _malformed(f"{reader.what}: FIDO application {quoted(application)} lacks 'ssh:'")
     return key, application
 
 
@@ -287,7 +296,9 @@ def parse_public_key_line(line: str, what: str = "public key") -> tuple[PublicKe
         raise _malformed(f"{what}: the key's base64 is malformed") from None
     key = parse_public_key(blob, what)
     if key.key_type != parts[0]:
-        raise _malformed(f"{what}: line says {parts[0]!r} but the key is {key.key_type!r}")
+        raise _malformed(
+            f"{what}: line says {quoted(parts[0])} but the key is {quoted(key.key_type)}"
+        )
     return key, parts[2] if len(parts) == 3 else ""
 
 
@@ -347,13 +358,13 @@ def _options(raw: bytes, what: str) -> tuple[tuple[str, bytes], ...]:
         name = reader.text("option name")
         data = reader.string()
         if data:
-            inner = WireReader(data, f"{what} {name!r}")
+            inner = WireReader(data, f"{what} {quoted(name)}")
             value = inner.string()
             inner.done()
         else:
             value = b""
         if out and name <= out[-1][0]:
-            raise _malformed(f"{what}: names not in strictly sorted order at {name!r}")
+            raise _malformed(f"{what}: names not in strictly sorted order at {quoted(name)}")
         out.append((name, value))
     return tuple(out)
 
@@ -363,11 +374,11 @@ def parse_certificate(blob: bytes, what: str = "certificate") -> Certificate:
     reader = WireReader(blob, what)
     cert_type = reader.text("certificate type")
     if not cert_type.endswith(CERT_SUFFIX):
-        raise SshsigError("not_a_certificate", f"{what}: {cert_type!r} is not a certificate")
+        raise SshsigError("not_a_certificate", f"{what}: {quoted(cert_type)} is not a certificate")
     if cert_type not in CERT_TYPES:
         raise SshsigError(
             "unsupported_key",
-            f"{what}: certificate type {cert_type!r} is not supported "
+            f"{what}: certificate type {quoted(cert_type)} is not supported "
             f"(supported: {', '.join(CERT_TYPES)})",
         )
     key_type = CERT_TYPES[cert_type]
@@ -441,7 +452,7 @@ def verify_signature_blob(key: PublicKey, signature: bytes, data: bytes) -> Sign
             hint = f" (allowed for this key: {', '.join(_allowed_algorithms(key.key_type))})"
         raise SshsigError(
             "bad_signature",
-            f"signature algorithm {algorithm!r} does not fit a {key.key_type} key{hint}",
+            f"signature algorithm {quoted(algorithm)} does not fit a {key.key_type} key{hint}",
         )
     raw = reader.string()
     sk_flags = sk_counter = None
@@ -552,7 +563,7 @@ def encode_sshsig(sig: SshSignature) -> bytes:
         + ssh_string(sig.public_key)
         + ssh_string(sig.namespace.encode("utf-8"))
         + ssh_string(sig.reserved)
-        + ssh_string(sig.hash_algorithm.encode("ascii"))
+        + ssh_string(sig.hash_algorithm.encode("utf-8"))
         + ssh_string(sig.signature)
     )
 
@@ -576,7 +587,9 @@ def parse_sshsig(blob: bytes) -> SshSignature:
         # OpenSSH writes it empty and never signs it: a value here could change unnoticed.
         raise _malformed("the SSH signature's reserved field is not empty")
     if hash_algorithm not in HASH_ALGORITHMS:
-        raise _malformed(f"SSH signature hash {hash_algorithm!r} is not allowed (sha256 or sha512)")
+        raise _malformed(
+            f"SSH signature hash {quoted(hash_algorithm)} is not allowed (sha256 or sha512)"
+        )
     return SshSignature(public_key, namespace, reserved, hash_algorithm, signature)
 
 

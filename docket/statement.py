@@ -34,7 +34,7 @@ from docket.credentials import (
     format_time,
     verify_signed,
 )
-from docket.sshsig import MAX_ARMORED_CHARS
+from docket.sshsig import MAX_ARMORED_CHARS, quoted
 
 __all__ = [
     "MAX_AGE",
@@ -166,7 +166,7 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in pairs:
         if key in out:
-            raise StatementError(f"the statement repeats the key {key[:60]!r}")
+            raise StatementError(f"the statement repeats the key {quoted(key)}")
         out[key] = value
     return out
 
@@ -227,7 +227,7 @@ def parse_statement(text: str) -> Statement:
         if missing:
             what.append("missing " + ", ".join(missing))
         if extra:
-            what.append("unknown " + ", ".join(repr(k[:40]) for k in extra[:5]))
+            what.append("unknown " + ", ".join(quoted(k, 40) for k in extra[:5]))
         raise StatementError(f"the statement's fields: {'; '.join(what)}")
     if value["v"] != STATEMENT_VERSION or type(value["v"]) is not int:
         raise StatementError(
@@ -236,7 +236,7 @@ def parse_statement(text: str) -> Statement:
         )
     if value["namespace"] != NAMESPACE:
         raise StatementError(
-            f"statement.namespace: {str(value['namespace'])[:60]!r} is not {NAMESPACE!r}"
+            f"statement.namespace: {quoted(str(value['namespace']))} is not {NAMESPACE!r}"
         )
     payload = value["payload"]
     if isinstance(payload, dict) and "actor" in payload:

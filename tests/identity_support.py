@@ -325,6 +325,6 @@ def encode_certificate(
         + sshsig.ssh_string(b"")
         + sshsig.ssh_string(extensions)
         + sshsig.ssh_string(b"")
-        + sshsig.ssh_string(sshsig.parse_public_key_line(public_key_line_of(ca_key))[0].blob)
+        + sshsig.ssh_string(base64.b64decode(public_key_line_of(ca_key).split()[1]))
     )
     return body + sshsig.ssh_string(sshsig.sign_with_private_key(ca_key, body))

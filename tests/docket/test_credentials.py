@@ -327,6 +327,34 @@ def test_verify_required_needs_the_pin_on_fido_keys() -> None:
     assert verify_signed(MESSAGE, armored(0x05), TRUST, NOW).actor_id == "tran.thi.binh"
 
 
+def test_hostile_text_in_a_signature_is_shown_escaped() -> None:
+    key = generate_key()
+    hostile = "binh\u202etxt.exe\x1b[2J"
+    cert = odd_certificate(MIC.ca_key, key, key_id=hostile)
+    message = _refused("bad_credential", _sign_with_cert(key, cert))
+    assert "\u202e" not in message and "\x1b" not in message
+    assert "\\u202e" in message and "\\x1b" in message
+    message = _refused("wrong_namespace", _sign(BINH, namespace="\x1b]0;owned\x07"))
+    assert "\x1b" not in message and "\x07" not in message
+    sig = sshsig.SshSignature(BINH.certificate.blob, "docket-command@v1", b"", "sha1\u202e", b"")
+    message = _refused("malformed_signature", sshsig.armor(sshsig.encode_sshsig(sig)))
+    assert "\u202e" not in message
+
+
+def test_a_weak_ca_key_is_refused() -> None:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    weak_ca = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    key = generate_key()
+    cert = encode_certificate(
+        weak_ca, sshsig.parse_public_key_line(public_key_line_of(key))[0].blob
+    )
+    armored = sshsig.build_sshsig(
+        cert, "docket-command@v1", MESSAGE, lambda d: sshsig.sign_with_private_key(key, d)
+    )
+    assert "1024 bits" in _refused("bad_credential", armored)
+
+
 def test_every_code_is_exercised_here() -> None:
     source = Path(__file__).read_text()
     for code in IDENTITY_CODES:
