@@ -31,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowUpdateFailedError
 
 from activities.platform import PlatformActivities, PlatformEndpoint
 from audit.entry import AuditAnchor
@@ -39,17 +39,13 @@ from audit.verify import verify_paths
 from audit.writer import AuditWriter
 from docket import client as docket
 from docket import worker_setup as docket_worker
+from docket.credentials import load_trust
 from docket.devserver import DevServer
 from docket.logs import configure_logging
-from docket.models import (
-    Approve,
-    DecideAppeal,
-    Escalate,
-    FileAppeal,
-    Order,
-    Renotify,
-)
+from docket.models import Order
+from docket.provision import Identities, provision
 from docket.reference import ReferenceData, default_reference
+from docket.text import terminal
 from docket.validation import read_request_file, validate_order
 from platform_sim.scenarios import ItemScenario, PlatformScenario
 from platform_sim.server import PlatformSimulator
@@ -74,6 +70,7 @@ class Demo:
         self.seen: dict[str, int] = {}
         self.client: Client | None = None
         self.sim: PlatformSimulator | None = None
+        self.identities: Identities
 
     # --- the stack ----------------------------------------------------------------------
 
@@ -131,6 +128,13 @@ class Demo:
     async def run(self) -> int:
         self.var.mkdir(parents=True, exist_ok=True)
         audit_dir = self.var / "audit"
+        # Every official of the roster gets a key and a credential from their organization's
+        # CA, and the worker trusts those CAs (made on first run, reused after).
+        self.identities = provision(self.var / "identities", self.reference, now=datetime.now(UTC))
+        say(
+            f"docket demo: identities in {self.identities.directory}/ "
+            f"(trust file {self.identities.trust_file})"
+        )
         server = DevServer(
             port=self.args.port,
             ui_port=self.args.ui_port,
@@ -152,8 +156,13 @@ class Demo:
                 await docket_worker.check_search_attributes(client)
                 platforms = PlatformActivities(self.endpoints(sim))
                 writer = AuditWriter(audit_dir)
+                trust_file = self.identities.trust_file
                 worker = docket_worker.build_worker(
-                    client, platforms=platforms, writer=writer, reference=self.worker_reference
+                    client,
+                    platforms=platforms,
+                    writer=writer,
+                    reference=self.worker_reference,
+                    trust=lambda: load_trust(trust_file),
                 )
                 async with worker:
                     say(f"docket demo: worker running; audit log in {audit_dir}/")
@@ -178,10 +187,10 @@ class Demo:
         ref = self.reference
         run_tag = datetime.now(UTC).strftime("%H%M%S")
         orders = self.orders(run_tag)
-        maker = ref.actor(orders[0].officer)
         ids = []
         for order in orders:
-            sub = await docket.submit(self.client, order, submitted_by=maker, reference=ref)
+            maker = self.identities.signer(order.officer)
+            sub = await docket.submit(self.client, order, signer=maker, reference=ref)
             ids.append(sub.request_id)
             say(f"submitted {sub.request_id} ({order.platform}, {len(order.items)} items)")
         facebook, youtube = ids
@@ -189,79 +198,106 @@ class Demo:
         return ids
 
     async def drive_facebook(self, rid: str) -> None:
-        ref = self.reference
-        maker = ref.actor("nguyen.van.an")
         await self.wait_state(rid, "pending_approval")
+        await self.forged_approval(rid)
         await self.try_command(
-            rid, Approve(actor=maker, reason="I drafted it and it is urgent"), "the maker"
+            rid,
+            "nguyen.van.an",
+            "approve",
+            {"reason": "I drafted it and it is urgent"},
+            "the maker",
         )
         await self.command(
             rid,
-            Approve(
-                actor=ref.actor("tran.thi.binh"),
-                reason="Legal bases and URLs checked against Circular 38, art. 5",
-            ),
+            "tran.thi.binh",
+            "approve",
+            {"reason": "Legal bases and URLs checked against Circular 38, art. 5"},
         )
         await self.wait_state(rid, "disputed")
         await self.command(
             rid,
-            Renotify(
-                actor=ref.actor("ops.on.call"),
-                reason="Our probes still reach fb-3 from Vietnam and abroad: asked again",
-            ),
+            "ops.on.call",
+            "renotify",
+            {"reason": "Our probes still reach fb-3 from Vietnam and abroad: asked again"},
         )
         await self.wait_state(rid, "monitoring")
         await self.wait_action(rid, "recheck")
         await self.command(
             rid,
-            FileAppeal(
-                actor=ref.actor("hoang.minh.uploader"),
-                reason="The post reports a local official's conduct; it is not defamatory",
-                appellant_type="content_owner",
-                target_items=("fb-4",),
-                grounds="Bài viết phản ánh sự việc có thật, có bằng chứng kèm theo.",
-            ),
+            "hoang.minh.uploader",
+            "file_appeal",
+            {
+                "reason": "The post reports a local official's conduct; it is not defamatory",
+                "appellant_type": "content_owner",
+                "target_items": ["fb-4"],
+                "grounds": "Bài viết phản ánh sự việc có thật, có bằng chứng kèm theo.",
+            },
         )
         await self.command(
             rid,
-            DecideAppeal(
-                actor=ref.actor("pham.thi.dung"),
-                reason="The evidence supports the post; restriction not necessary",
-                outcome="reversed",
-            ),
+            "pham.thi.dung",
+            "decide_appeal",
+            {
+                "reason": "The evidence supports the post; restriction not necessary",
+                "outcome": "reversed",
+            },
         )
         await self.wait_state(rid, "closed")
 
     async def drive_youtube(self, rid: str) -> None:
-        ref = self.reference
         await self.wait_state(rid, "pending_approval")
-        await self.command(
-            rid, Approve(actor=ref.actor("tran.thi.binh"), reason="Checked; send to YouTube")
-        )
+        await self.command(rid, "tran.thi.binh", "approve", {"reason": "Checked; send to YouTube"})
         await self.wait_state(rid, "unresponsive", timeout=120)
         await self.command(
             rid,
-            Escalate(
-                actor=ref.actor("tran.thi.binh"),
-                reason="No answer after the second notice: technical measures (Circular 38)",
-            ),
+            "tran.thi.binh",
+            "escalate",
+            {"reason": "No answer after the second notice: technical measures (Circular 38)"},
         )
         await self.wait_state(rid, "closed")
 
-    async def command(self, rid: str, command: Any) -> None:
+    async def forged_approval(self, rid: str) -> None:
+        """What any Temporal client could send: an approval claiming an approver who never
+        signed it, and a real signature over an altered reason. Both are refused before
+        anything happens (no history event, no audit entry)."""
         assert self.client is not None
-        receipt = await docket.send_command(self.client, rid, command)
+        handle = self.client.get_workflow_handle(rid)
+        claimed = {
+            "actor": {"id": "mallory.unknown", "roles": ["approver"], "organization": "Nobody"},
+            "reason": "Because I say so",
+        }
+        signed = docket.signed_command(
+            rid, "approve", {"reason": "Checked"}, self.identities.signer("tran.thi.binh")
+        )
+        altered = signed.model_copy(
+            update={"statement": signed.statement.replace('"Checked"', '"Approved, no check"')}
+        )
+        for who, payload in (("a claimed actor", claimed), ("an altered signed command", altered)):
+            try:
+                await handle.execute_update(
+                    "approve", payload if isinstance(payload, dict) else payload.model_dump()
+                )
+            except WorkflowUpdateFailedError as exc:
+                say(f"  {_short(rid)}  refused ({who}): {terminal(exc.cause)}")
+
+    async def command(self, rid: str, actor: str, trigger: str, payload: dict[str, Any]) -> None:
+        assert self.client is not None
+        signer = self.identities.signer(actor)
+        receipt = await docket.send_command(self.client, rid, trigger, payload, signer=signer)
         say(
-            f"  {_short(rid)}  {command.actor.id} -> {receipt.trigger}: receipt "
-            f"#{receipt.sequence} {receipt.hash[:12]} ({receipt.state})"
+            f"  {_short(rid)}  {actor} -> {receipt.trigger}: receipt "
+            f"#{receipt.sequence} {receipt.hash[:12]} ({receipt.state}) [signed]"
         )
 
-    async def try_command(self, rid: str, command: Any, who: str) -> None:
+    async def try_command(
+        self, rid: str, actor: str, trigger: str, payload: dict[str, Any], who: str
+    ) -> None:
         assert self.client is not None
+        signer = self.identities.signer(actor)
         try:
-            await docket.send_command(self.client, rid, command)
+            await docket.send_command(self.client, rid, trigger, payload, signer=signer)
         except docket.CommandRefused as exc:
-            say(f"  {_short(rid)}  refused ({who}): {exc}")
+            say(f"  {_short(rid)}  refused ({who}): {terminal(exc)}")
 
     async def wait_state(self, rid: str, state: str, timeout: float = 180) -> None:
         """Print each new audit entry of `rid` until it reaches `state`."""

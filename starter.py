@@ -3,12 +3,16 @@
     python starter.py validate examples/seed/*.json          # offline, no Temporal needed
     python starter.py submit examples/seed/mic-facebook-2017.json --as nguyen.van.an
     python starter.py approve REQUEST --as tran.thi.binh --reason "Legal basis checked"
+    python starter.py sign approve REQUEST --as tran.thi.binh --reason "..."   # for any client
     python starter.py status REQUEST [--json]
     python starter.py list --state awaiting_ack --platform facebook
 
-`--as ID` names the acting official (from the actors directory; default $DOCKET_ACTOR).
-Exit codes: 0 ok, 1 command refused by the lifecycle (state, role, four-eyes), 2 bad input,
-3 unknown request, 4 submission conflict, 5 Temporal unreachable.
+Every submission and command is signed with the acting official's key: `--as ID` names
+them (default $DOCKET_ACTOR) and the key is `--key FILE` (its credential `FILE-cert.pub`
+beside it), else `$DOCKET_KEYS_DIR/ID`, else $DOCKET_KEY, else the SSH agent
+(docs/identity.md). Exit codes: 0 ok, 1 refused (by the lifecycle: state, role, four-eyes;
+or who acts: signature, credential), 2 bad input, 3 unknown request, 4 submission
+conflict, 5 Temporal unreachable (safe to send again), 6 Temporal refused this client.
 The same operations are importable for scripts: see `docket.client` (re-exported here).
 """
 
@@ -23,8 +27,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from docket.client import (
     BadInput,
     CommandRefused,
@@ -37,18 +39,18 @@ from docket.client import (
     list_query,
     list_requests,
     send_command,
+    send_signed,
+    signed_command,
+    signed_submission,
     status,
     submit,
     timeline,
 )
 from docket.lifecycle import TRANSITIONS, State, allowed_triggers, table
-from docket.models import (
-    COMMANDS,
-    Actor,
-    Command,
-    Order,
-)
-from docket.reference import ReferenceData, ReferenceError, default_reference, format_loc
+from docket.models import Order
+from docket.reference import ReferenceData, ReferenceError, default_reference
+from docket.signer import Signer, SignerError, load_signer
+from docket.text import terminal
 from docket.validation import InvalidRequest, read_request_file, validate_order
 
 __all__ = [
@@ -115,13 +117,13 @@ async def cmd_submit(args: argparse.Namespace, reference: ReferenceData) -> int:
             print(line, file=sys.stderr)
         print("nothing submitted: fix the problems above", file=sys.stderr)
         return EXIT_BAD_INPUT
-    actor = _actor(args, reference)
-    client = await connect(identity=actor.id)
+    signer = _signer(args)
+    client = await connect(identity=signer.actor_id)
     results: list[dict[str, Any]] = []
     worst = EXIT_OK
     for order in orders:
         try:
-            submitted = await submit(client, order, submitted_by=actor, reference=reference)
+            submitted = await submit(client, order, signer=signer, reference=reference)
         except DocketError as exc:
             worst = max(worst, exc.exit_code)
             results.append({"reference": order.reference, "error": str(exc)})
@@ -146,14 +148,20 @@ async def cmd_submit(args: argparse.Namespace, reference: ReferenceData) -> int:
 # --- commands -------------------------------------------------------------------------------
 
 
-def _actor(args: argparse.Namespace, reference: ReferenceData) -> Actor:
+def _signer(args: argparse.Namespace) -> Signer:
+    """The acting official's signer: `--key FILE`, else `$DOCKET_KEYS_DIR/<--as>`, else
+    $DOCKET_KEY, else the SSH agent; its credential must be the `--as` actor's."""
     actor_id = args.actor or os.environ.get("DOCKET_ACTOR")
     if not actor_id:
         raise BadInput("name the acting official with --as ID (or set DOCKET_ACTOR)")
+    key = args.key
+    keys_dir = os.environ.get("DOCKET_KEYS_DIR")
+    if key is None and keys_dir and (Path(keys_dir) / actor_id).is_file():
+        key = Path(keys_dir) / actor_id
     try:
-        return reference.actor(actor_id)
-    except KeyError as exc:
-        raise BadInput(f"--as: {exc.args[0]}") from None
+        return load_signer(key=key, certificate=args.cert, actor=actor_id)
+    except SignerError as exc:
+        raise BadInput(f"--as {actor_id}: {exc}") from None
 
 
 def _effects(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -183,8 +191,10 @@ def _effects(args: argparse.Namespace) -> list[dict[str, Any]]:
     return effects
 
 
-def _command_payload(args: argparse.Namespace, actor: Actor) -> tuple[str, dict[str, Any]]:
-    payload: dict[str, Any] = {"actor": actor.model_dump(mode="json"), "reason": args.reason}
+def _command_payload(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    """The trigger and the command's fields from the options (never an actor: the signer)."""
+    reason = args.reason.replace("\r\n", "\n")
+    payload: dict[str, Any] = {"reason": reason}
     trigger = args.trigger
     if trigger == "report_effect":
         payload["effects"] = _effects(args)
@@ -209,24 +219,19 @@ def _command_payload(args: argparse.Namespace, actor: Actor) -> tuple[str, dict[
 
 
 async def cmd_command(args: argparse.Namespace, reference: ReferenceData) -> int:
-    actor = _actor(args, reference)
-    trigger, payload = _command_payload(args, actor)
+    signer = _signer(args)
+    trigger, payload = _command_payload(args)
+    signed = signed_command(args.request, trigger, payload, signer)
+    client = await connect(identity=signer.actor_id)
     try:
-        command: Command = COMMANDS[trigger].model_validate(payload)
-    except ValidationError as exc:
-        lines = [
-            f"{format_loc(tuple(e['loc']))}: {e['msg'].removeprefix('Value error, ')}"
-            for e in exc.errors()
-        ]
-        raise BadInput(f"invalid {trigger} command:\n  " + "\n  ".join(lines)) from None
-    client = await connect(identity=actor.id)
-    try:
-        receipt = await send_command(client, args.request, command, update_id=args.update_id)
+        receipt = await send_signed(client, args.request, trigger, signed, update_id=args.update_id)
     except CommandRefused as exc:
         if args.json:
-            _print_json({"error": str(exc), "state": exc.state, "allowed": exc.allowed})
+            _print_json(
+                {"error": str(exc), "state": exc.state, "allowed": exc.allowed, "code": exc.code}
+            )
         else:
-            print(f"refused: {exc}", file=sys.stderr)
+            print(f"refused: {terminal(exc)}", file=sys.stderr)
         return exc.exit_code
     if args.json:
         _print_json(receipt.model_dump(mode="json"))
@@ -239,6 +244,26 @@ async def cmd_command(args: argparse.Namespace, reference: ReferenceData) -> int
     return EXIT_OK
 
 
+def cmd_sign(args: argparse.Namespace, reference: ReferenceData) -> int:
+    """Print a signed command (or submission) for any other Temporal client, e.g.
+    `temporal workflow update execute --name approve --input "$(starter.py sign approve ...)"`."""
+    signer = _signer(args)
+    if args.trigger == "submit":
+        orders, problems = load_orders([args.file], reference)
+        if problems:
+            for line in problems:
+                print(line, file=sys.stderr)
+            return EXIT_BAD_INPUT
+        if len(orders) != 1:
+            raise BadInput(f"{args.file}: holds {len(orders)} requests; sign one at a time")
+        signed = signed_submission(orders[0], signer)
+    else:
+        trigger, payload = _command_payload(args)
+        signed = signed_command(args.request, trigger, payload, signer)
+    print(json.dumps(signed.model_dump(), ensure_ascii=False))
+    return EXIT_OK
+
+
 # --- reading --------------------------------------------------------------------------------
 
 
@@ -248,22 +273,30 @@ async def cmd_status(args: argparse.Namespace, reference: ReferenceData) -> int:
     if args.json:
         _print_json(data)
         return EXIT_OK
-    print(f"{data['request_id']}  {data['authority']} {data['reference']} -> {data['platform']}")
-    outcome = f"  outcome: {data['outcome']}" if data["outcome"] else ""
-    print(f"state: {data['state']}{outcome}")
+    t = terminal  # every value may come from people or platforms: shown, never obeyed
+    print(
+        f"{t(data['request_id'])}  {t(data.get('authority'))} {t(data.get('reference'))} -> "
+        f"{t(data.get('platform'))}"
+    )
+    outcome = f"  outcome: {t(data['outcome'])}" if data.get("outcome") else ""
+    print(f"state: {t(data['state'])}{outcome}")
+    if data["state"] == "submitting":
+        return EXIT_OK
     due = data["due_at"] or "-"
-    print(f"SLA: {data['sla_policy']}  due: {due}  breached: {data['sla_breached']}")
+    print(f"SLA: {t(data['sla_policy'])}  due: {t(due)}  breached: {data['sla_breached']}")
     print(f"allowed now: {', '.join(data['allowed']) or 'nothing'}")
     if data.get("delivery_error"):
-        print(f"delivery error: {data['delivery_error']}")
+        print(f"delivery error: {t(data['delivery_error'])}")
     if data.get("info_question"):
-        print(f"platform asks: {data['info_question']}")
-    print(f"{'item':<12} {'category':<18} {'claim':<17} {'observed':<34} outcome")
+        print(f"platform asks: {t(data['info_question'])}")
+    print(
+        f"{'item':<12} {'category':<18} {'claim':<17} {'verification':<13} {'observed':<30} outcome"
+    )
     for item in data["items"]:
         seen = ", ".join(f"{v}:{o}" for v, o in item["observations"].items()) or "-"
         print(
-            f"{item['item_id']:<12} {item['category']:<18} {item['claim'] or '-':<17} "
-            f"{seen:<34} {item['outcome']}"
+            f"{t(item['item_id']):<12} {t(item['category']):<18} {t(item['claim'] or '-'):<17} "
+            f"{t(item.get('verification', '-')):<13} {t(seen):<30} {t(item['outcome'])}"
         )
     audit = data["audit"]
     print(f"audit: {audit['count']} entries, head {audit['head_hash']}")
@@ -271,25 +304,34 @@ async def cmd_status(args: argparse.Namespace, reference: ReferenceData) -> int:
 
 
 def format_timeline(entries: Sequence[dict[str, Any]]) -> str:
+    """One line per entry and its details, every value through the terminal renderer: a
+    newline or an escape sequence in a reason can never fake a row."""
+    t = terminal
     lines = []
     for entry in entries:
         event, docket, user = entry["event"], entry["docket"], entry["user"]
-        when = entry["@timestamp"][:19].replace("T", " ")
-        move = f"{docket.get('from_state') or 'none'} -> {docket['to_state']}"
-        who = f"{user['id']} ({','.join(user['roles'])})"
-        lines.append(f"#{event['sequence']:<3} {when}  {event['action']:<20} {move:<36} {who}")
+        when = t(entry["@timestamp"][:19].replace("T", " "))
+        move = f"{t(docket.get('from_state') or 'none')} -> {t(docket['to_state'])}"
+        who = f"{t(user['id'])} ({t(','.join(user['roles']))})"
+        signed = "  [signed]" if docket.get("signed") else ""
+        lines.append(
+            f"#{event['sequence']:<3} {when}  {t(event['action']):<20} {move:<36} {who}{signed}"
+        )
         if event.get("reason"):
-            lines.append(f"      why: {event['reason']}")
+            lines.append(f"      why: {t(event['reason'])}")
         for item in docket.get("items", []) if event["action"] == "report_effect" else []:
-            lines.append(f"      {item['item_id']}: {item['effect']}")
+            lines.append(f"      {t(item['item_id'])}: {t(item['effect'])}")
         for ev in docket.get("evidence", []):
             lines.append(
-                f"      probe {ev['item_id']} from {ev['vantage']}: {ev['observation']} "
-                f"(HTTP {ev['status_code']}, {ev['marker']})"
+                f"      probe {t(ev['item_id'])} from {t(ev['vantage'])}: {t(ev['observation'])} "
+                f"(HTTP {t(ev['status_code'])}, {t(ev['marker'])})"
             )
         outcome = docket.get("data", {}).get("outcome")
         if outcome:
-            lines.append(f"      outcome: {outcome}")
+            lines.append(f"      outcome: {t(outcome)}")
+        unverified = docket.get("data", {}).get("unverified")
+        if unverified:
+            lines.append(f"      never confirmed by our probes: {t(', '.join(unverified))}")
     return "\n".join(lines)
 
 
@@ -381,12 +423,55 @@ TRIGGER_OF = {
 }
 
 
+def _add_identity(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--as", dest="actor", metavar="ID", help="the acting official (their key signs)")
+    p.add_argument("--key", metavar="FILE", help="private key (default $DOCKET_KEYS_DIR/ID)")
+    p.add_argument("--cert", metavar="FILE", help="credential (default FILE-cert.pub)")
+
+
+def _add_command_options(p: argparse.ArgumentParser, name: str) -> None:
+    """The options of one lifecycle command (shared by the command and `sign`)."""
+    p.add_argument("request", metavar="REQUEST", help="request id (req-...)")
+    _add_identity(p)
+    p.add_argument("--reason", required=True, help="why (recorded in the audit log)")
+    p.set_defaults(trigger=TRIGGER_OF[name])
+    if name == "ack":
+        p.add_argument("--at", help="the platform's acknowledgment time (ISO 8601)")
+    if name == "effect":
+        p.add_argument(
+            "--item",
+            action="append",
+            metavar="ID=EFFECT[:CC,..]",
+            help="removed_globally | restricted:VN | declined | not_found | "
+            "already_removed | needs_more_info (repeatable)",
+        )
+        p.add_argument("--item-reason", help="the platform's reason for these items")
+        p.add_argument("--effects-file", help="JSON array of item effects")
+    if name == "info":
+        p.add_argument("--question")
+        p.add_argument("--answer")
+    if name == "appeal":
+        p.add_argument(
+            "--type",
+            dest="appellant_type",
+            required=True,
+            choices=["content_owner", "platform", "authority"],
+        )
+        p.add_argument("--items", required=True, help="comma-separated item ids")
+        p.add_argument("--grounds", required=True)
+    if name == "decide":
+        p.add_argument(
+            "--outcome", required=True, choices=["upheld", "reversed", "partially_reversed"]
+        )
+        p.add_argument("--items", help="reversed item ids (partially_reversed)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="starter.py",
         description="Submit and drive authority requests (Docket).",
         epilog="Exit codes: 0 ok, 1 refused, 2 bad input, 3 unknown request, 4 conflict, "
-        "5 Temporal unreachable.",
+        "5 Temporal unreachable (safe to send again), 6 Temporal refused this client.",
     )
     sub = parser.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
 
@@ -395,49 +480,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_validate)
 
-    p = sub.add_parser("submit", help="start one workflow per request (idempotent)")
+    p = sub.add_parser("submit", help="start one workflow per request (idempotent, signed)")
     p.add_argument("files", nargs="+", metavar="FILE")
-    p.add_argument("--as", dest="actor", metavar="ID", help="the submitting officer")
+    _add_identity(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_submit)
 
     for name, help_text in COMMAND_HELP.items():
         p = sub.add_parser(name, help=help_text)
-        p.add_argument("request", metavar="REQUEST", help="request id (req-...)")
-        p.add_argument("--as", dest="actor", metavar="ID", help="the acting official")
-        p.add_argument("--reason", required=True, help="why (recorded in the audit log)")
+        _add_command_options(p, name)
         p.add_argument("--json", action="store_true")
         p.add_argument("--update-id", help="idempotency key for this command (retries reuse it)")
-        p.set_defaults(run=cmd_command, trigger=TRIGGER_OF[name])
-        if name == "ack":
-            p.add_argument("--at", help="the platform's acknowledgment time (ISO 8601)")
-        if name == "effect":
-            p.add_argument(
-                "--item",
-                action="append",
-                metavar="ID=EFFECT[:CC,..]",
-                help="removed_globally | restricted:VN | declined | not_found | "
-                "already_removed | needs_more_info (repeatable)",
-            )
-            p.add_argument("--item-reason", help="the platform's reason for these items")
-            p.add_argument("--effects-file", help="JSON array of item effects")
-        if name == "info":
-            p.add_argument("--question")
-            p.add_argument("--answer")
-        if name == "appeal":
-            p.add_argument(
-                "--type",
-                dest="appellant_type",
-                required=True,
-                choices=["content_owner", "platform", "authority"],
-            )
-            p.add_argument("--items", required=True, help="comma-separated item ids")
-            p.add_argument("--grounds", required=True)
-        if name == "decide":
-            p.add_argument(
-                "--outcome", required=True, choices=["upheld", "reversed", "partially_reversed"]
-            )
-            p.add_argument("--items", help="reversed item ids (partially_reversed)")
+        p.set_defaults(run=cmd_command)
+
+    p = sub.add_parser(
+        "sign", help="print a signed command or submission for another Temporal client"
+    )
+    signs = p.add_subparsers(dest="sign_cmd", required=True, metavar="COMMAND")
+    q = signs.add_parser("submit", help="sign one request file (the start input)")
+    q.add_argument("file", metavar="FILE")
+    _add_identity(q)
+    q.set_defaults(run=cmd_sign, trigger="submit")
+    for name, help_text in COMMAND_HELP.items():
+        q = signs.add_parser(name, help=help_text)
+        _add_command_options(q, name)
+        q.set_defaults(run=cmd_sign)
 
     for name, func, help_text in (
         ("status", cmd_status, "a request's state, deadlines and items"),

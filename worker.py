@@ -25,6 +25,7 @@ from temporalio.client import Client
 from activities.platform import PlatformActivities
 from audit.writer import AuditWriter
 from docket.client import Unavailable, connect
+from docket.credentials import TrustFileError, load_trust
 from docket.logs import configure_logging
 from docket.reference import ReferenceError, load_reference
 from docket.settings import SettingsError, WorkerSettings
@@ -60,7 +61,15 @@ async def run_worker() -> int:
     try:
         settings = WorkerSettings.from_env()
         reference = load_reference()  # checked now: a broken directory stops the start
-    except (SettingsError, ReferenceError) as exc:
+        if settings.trust_file is None:
+            raise SettingsError(
+                "DOCKET_TRUST_FILE is not set: the worker checks every signed command against "
+                "the operator's trust roots (see docs/identity.md; the demo writes one under "
+                "var/demo/identities/trust.toml)"
+            )
+        trust_file = settings.trust_file
+        load_trust(trust_file)  # checked now, as the reference data
+    except (SettingsError, ReferenceError, TrustFileError) as exc:
         print(f"docket worker: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_format)  # type: ignore[arg-type]
@@ -84,6 +93,8 @@ async def run_worker() -> int:
         platforms=platforms,
         writer=writer,
         reference=load_reference,  # read afresh for each new request: edits apply at once
+        trust=lambda: load_trust(trust_file),
+        trust_max_age=settings.trust_max_age,
         task_queue=settings.task_queue,
         max_cached_workflows=settings.max_cached_workflows,
         sandboxed=settings.sandboxed,

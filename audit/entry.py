@@ -87,6 +87,7 @@ def build_entry(
     request: Mapping[str, Any] | None = None,
     appeal: Mapping[str, Any] | None = None,
     data: Mapping[str, Any] | None = None,
+    signed: Mapping[str, Any] | None = None,
     message: str | None = None,
 ) -> tuple[dict[str, Any], ChainHead]:
     """Build the next entry of ``chain`` (with prev_hash and hash, without writer metadata).
@@ -108,6 +109,7 @@ def build_entry(
         ("request", request),
         ("appeal", appeal),
         ("data", data),
+        ("signed", signed),
     ):
         if part is not None:
             docket[key] = part

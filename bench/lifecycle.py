@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from temporalio.api.enums.v1 import EventType
@@ -30,7 +32,8 @@ from bench.stack import PLATFORM, Server, Simulator, WorkerProcess
 from docket import client as docket
 from docket.devserver import connect_when_ready
 from docket.intake import resolve
-from docket.models import Approve, Order
+from docket.models import Order
+from docket.provision import Identities, provision
 from docket.reference import ReferenceData, SlaPolicy, default_reference, parse_duration
 from docket.temporal_names import TASK_QUEUE
 from docket.validation import validate_order, workflow_id_for
@@ -54,6 +57,15 @@ ITEMS = (
     ("post", "defamation", "restrict--vu-khong-quan-chuc"),
 )
 RETRY_NOT_READY = 0.25  # seconds between approve attempts while the request is not ready
+
+
+def bench_identities() -> Identities:
+    """The benchmarks' roster of keys and credentials (made once, reused by every run)."""
+    return provision(
+        Path(tempfile.gettempdir()) / "docket-bench-identities",
+        default_reference(),
+        now=datetime.now(UTC),
+    )
 
 
 def bench_reference(poll_interval: timedelta = POLL) -> ReferenceData:
@@ -154,7 +166,8 @@ class Driver:
         self.task_queue = task_queue
         self.ref = bench_reference()
         self.maker = self.ref.actor("nguyen.van.an")
-        self.approver = self.ref.actor("tran.thi.binh")
+        self.maker_signer = bench_identities().signer("nguyen.van.an")
+        self.approver_signer = bench_identities().signer("tran.thi.binh")
 
     def workflow_id(self, tag: str, i: int) -> str:
         if is_bare(self.variant):
@@ -187,7 +200,7 @@ class Driver:
             await self.client.start_workflow(BARE_WORKFLOW, inp, id=wid, task_queue=self.task_queue)
             return wid
         # Docket's worker polls as its reference data says (bench_reference, same interval)
-        sub = await docket.submit(self.client, order, submitted_by=self.maker, reference=self.ref)
+        sub = await docket.submit(self.client, order, signer=self.maker_signer, reference=self.ref)
         return sub.request_id
 
     async def is_ready(self, wid: str) -> bool:
@@ -211,9 +224,11 @@ class Driver:
                     raise NotReadyError from None
                 raise
             return
-        command = Approve(actor=self.approver, reason="Checked against Circular 38, art. 5")
+        fields = {"reason": "Checked against Circular 38, art. 5"}
         try:
-            await docket.send_command(self.client, wid, command)
+            await docket.send_command(
+                self.client, wid, "approve", fields, signer=self.approver_signer
+            )
         except docket.CommandRefused as exc:
             if exc.state is None:
                 raise NotReadyError from None

@@ -41,8 +41,9 @@ from bench.experiments import (
     AuthorityRequestRegularAudit,
     NoDiskAuditActivities,
 )
-from bench.lifecycle import bench_reference, is_bare
+from bench.lifecycle import bench_identities, bench_reference, is_bare
 from docket import worker_setup as docket_worker
+from docket.credentials import TrustRoots, load_trust
 from docket.reference import ReferenceData
 from platform_sim.scenarios import markers_for
 from workflows import AuthorityRequest
@@ -72,6 +73,7 @@ def build(
     task_queue: str,
     max_cached: int | None,
     reference: ReferenceData,
+    trust: TrustRoots,
 ) -> Worker:
     if variant == "docket" and max_cached is None:
         return docket_worker.build_worker(
@@ -79,6 +81,7 @@ def build(
             platforms=platforms,
             writer=writer,
             reference=lambda: reference,
+            trust=lambda: trust,
             task_queue=task_queue,
         )
     # the same runner as Docket's worker (sandbox, passthrough, each workflow module compiled
@@ -110,7 +113,7 @@ def build(
     audit = (NoDiskAuditActivities if variant == "docket-no-disk-write" else AuditActivities)(
         writer
     )
-    deployment = DeploymentActivities(lambda: reference)
+    deployment = DeploymentActivities(lambda: reference, lambda: trust)
     return Worker(
         client,
         task_queue=task_queue,
@@ -134,8 +137,9 @@ async def run(args: argparse.Namespace) -> int:
     platforms = PlatformActivities({args.platform: endpoint})
     writer = AuditWriter(Path(args.audit_dir))
     reference = bench_reference(timedelta(seconds=args.poll_seconds))
+    trust = load_trust(bench_identities().trust_file)
     worker = build(
-        args.variant, client, platforms, writer, args.task_queue, args.max_cached, reference
+        args.variant, client, platforms, writer, args.task_queue, args.max_cached, reference, trust
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -154,6 +154,31 @@ class CommandRejected(Exception):
         self.reason = message
 
 
+@dataclass(frozen=True)
+class Signature:
+    """A human command's proof, kept in its entry (`docket.signed`): the exact statement
+    that was signed and the SSH signature over it (which carries the credential), so anyone
+    can check who acted with `ssh-keygen -Y verify` (docs/auditing.md)."""
+
+    statement: str
+    signature: str
+    nonce: str
+    key_fingerprint: str
+    ca_fingerprint: str
+    credential_serial: int
+    organization_id: str
+
+    def entry(self) -> dict[str, Any]:
+        return {
+            "statement": self.statement,
+            "signature": self.signature,
+            "key_fingerprint": self.key_fingerprint,
+            "ca_fingerprint": self.ca_fingerprint,
+            "credential_serial": self.credential_serial,
+            "organization_id": self.organization_id,
+        }
+
+
 @dataclass
 class ItemRecord:
     item_id: str
@@ -237,6 +262,8 @@ class CaseFacts(GuardFacts):
     sla_breached: bool = False
     # Started before the trust-boundary change: plan entries as that code did (replay).
     legacy: bool = False
+    # Nonces of the signed commands this request accepted: a signed command is single-use.
+    used_nonces: frozenset[str] = frozenset()
 
     def for_planning(self) -> CaseFacts:
         """A copy that planning may change without touching these facts.
@@ -389,8 +416,14 @@ class Case:
 
     # --- planning -------------------------------------------------------------------------
 
-    def plan_submission(self, now: datetime, baseline: Sequence[Evidence]) -> Planned:
+    def plan_submission(
+        self, now: datetime, baseline: Sequence[Evidence], *, signature: Signature | None = None
+    ) -> Planned:
+        """The `submit` entry: the order as received, the baseline probes and (for a signed
+        submission) the maker's signature over the order."""
         facts = self.facts.for_planning()
+        if signature is not None:
+            facts.used_nonces = facts.used_nonces | {signature.nonce}
         for evidence in baseline:
             facts.items[evidence.item_id].baseline = evidence.model_dump(mode="json")
         order = self.request.order
@@ -440,16 +473,29 @@ class Case:
             request=request_summary,
             evidence=[e.model_dump(mode="json") for e in baseline] or None,
             data={"phase": "baseline"} if baseline else None,
+            signed=signature.entry() if signature is not None else None,
         )
 
-    def check(self, command: Command, now: datetime) -> Planned:
+    def check(
+        self, command: Command, now: datetime, *, signature: Signature | None = None
+    ) -> Planned:
         """Plan `command` or raise CommandRejected; the validator and the handler both call it."""
-        return self.plan_command(command, now)
+        return self.plan_command(command, now, signature=signature)
 
-    def plan_command(self, command: Command, now: datetime) -> Planned:
+    def plan_command(
+        self, command: Command, now: datetime, *, signature: Signature | None = None
+    ) -> Planned:
+        """Plan a human or platform command. `signature`: the proof of a signed command (its
+        actor and roles came from the credential); its nonce may be used only once."""
         state = self.current
         trigger = command.trigger
         actor = command.actor
+        if signature is not None and signature.nonce in self.facts.used_nonces:
+            raise CommandRejected(
+                f"this signed {trigger} (nonce {signature.nonce}) was already used on this "
+                "request: a signed command counts once; sign a new one",
+                state,
+            )
         if state not in sources_for(trigger):
             raise CommandRejected(f"{trigger!r} is not allowed in state {state.value!r}", state)
         roles = roles_for(trigger)
@@ -462,6 +508,9 @@ class Case:
             )
         facts = self.facts.for_planning()
         extra = self._apply_command(command, facts, now, state)
+        if signature is not None:
+            facts.used_nonces = facts.used_nonces | {signature.nonce}
+            extra["signed"] = signature.entry()
         return self._fire(trigger, facts, actor, command.reason, now, **extra)
 
     def plan_system(
@@ -624,6 +673,7 @@ class Case:
         request: dict[str, Any] | None = None,
         appeal: dict[str, Any] | None = None,
         data: dict[str, Any] | None = None,
+        signed: dict[str, Any] | None = None,
     ) -> Planned:
         outcome = spec.outcome if spec else None
         action = spec.trigger if spec else "submit"
@@ -651,6 +701,7 @@ class Case:
             request=request,
             appeal=appeal,
             data=data,
+            signed=signed,
         )
         return Planned(spec, from_state, to_state, facts, entry, chain, outcome, actor)
 

@@ -1,8 +1,13 @@
 """Functions for scripts: submit requests and drive them (the CLI in starter.py uses these).
 
-    client = await connect(identity="nguyen.van.an")
-    result = await submit(client, order, submitted_by=actor)
-    receipt = await send_command(client, result.request_id, Approve(actor=..., reason=...))
+    signer = load_signer(key="~/.docket/tran.thi.binh", actor="tran.thi.binh")  # docket.signer
+    client = await connect(identity=signer.actor_id)
+    result = await submit(client, order, signer=maker_signer)
+    receipt = await send_command(client, result.request_id, "approve", {"reason": "..."},
+                                 signer=signer)
+
+Every submission and command is signed by the acting official's key (docket.signer): the
+workflow takes who acts and their roles from the credential, never from the payload.
 
 Connection settings come from `temporalio.envconfig` (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE,
 TEMPORAL_API_KEY, TEMPORAL_TLS_*, TEMPORAL_PROFILE). Every failure is a `DocketError` subclass
@@ -14,11 +19,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from pydantic import ValidationError
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
@@ -41,9 +47,11 @@ from temporalio.service import RetryConfig, RPCError, RPCStatusCode
 from docket import settings
 from docket import temporal_names as names
 from docket.case import RequestResult
-from docket.lifecycle import Role
-from docket.models import Actor, Command, Order, Receipt
-from docket.reference import ReferenceData
+from docket.credentials import IdentityError
+from docket.models import Order, Receipt, parse_command
+from docket.reference import ReferenceData, format_loc
+from docket.signer import Signer, SignerError, sign_command
+from docket.statement import SignedCommand
 from docket.validation import fingerprint, workflow_id_for
 
 T = TypeVar("T")
@@ -58,10 +66,17 @@ class CommandRefused(DocketError):
 
     exit_code = 1
 
-    def __init__(self, message: str, state: str | None = None, allowed: Sequence[str] = ()):
+    def __init__(
+        self,
+        message: str,
+        state: str | None = None,
+        allowed: Sequence[str] = (),
+        code: str | None = None,
+    ):
         super().__init__(message)
         self.state = state
         self.allowed = list(allowed)
+        self.code = code  # for a refused identity: unsigned, bad_signature, key_revoked, ...
 
 
 class BadInput(DocketError):
@@ -119,25 +134,63 @@ async def connect(identity: str | None = None) -> Client:
         ) from None
 
 
-def start_input(order: Order, submitted_by: Actor) -> dict[str, Any]:
-    """What starts a request's workflow: the order and who submits it. The workflow checks
-    both itself, against the operator's reference data (docket.intake)."""
-    return {
-        "order": order.model_dump(mode="json"),
-        "submitted_by": submitted_by.model_dump(mode="json"),
-    }
-
-
-def check_submission(order: Order, submitted_by: Actor) -> None:
-    """The checks the workflow will make on the maker, made first so that a script learns of
-    a mistake before anything starts (BadInput)."""
-    if Role.OFFICER not in submitted_by.roles:
-        raise BadInput(f"{submitted_by.id} cannot submit requests: needs the role officer")
-    if submitted_by.id != order.officer:
+def signed_submission(
+    order: Order, signer: Signer, *, now: datetime | None = None
+) -> SignedCommand:
+    """The start input of a request: the order, signed by its maker (the order's officer)."""
+    if signer.actor_id != order.officer:
         raise BadInput(
-            f"officer: the request names {order.officer!r} as its officer but you act as "
-            f"{submitted_by.id!r}; the maker must submit their own request"
+            f"officer: the request names {order.officer!r} as its officer but you sign as "
+            f"{signer.actor_id!r}; the maker must submit their own request"
         )
+    request_id = workflow_id_for(order.authority, order.reference)
+    payload = {"order": order.model_dump(mode="json")}
+    return _sign(signer, request_id, "submit", payload, now)
+
+
+def signed_command(
+    request_id: str,
+    trigger: str,
+    payload: Mapping[str, Any],
+    signer: Signer,
+    *,
+    now: datetime | None = None,
+) -> SignedCommand:
+    """An Update's input: the command's fields (reason, effects...; never an actor), signed.
+    The fields are checked against the command's model first (BadInput names each one)."""
+    if "actor" in payload:
+        raise BadInput("actor: who acts is the signer, not a field of the command")
+    try:
+        parse_command(trigger, {**payload, "actor": _placeholder_actor(signer)})
+    except ValidationError as exc:
+        problems = "\n  ".join(
+            f"{format_loc(tuple(e['loc']))}: {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors()
+        )
+        raise BadInput(f"invalid {trigger} command:\n  {problems}") from None
+    except ValueError as exc:  # unknown trigger
+        raise BadInput(str(exc)) from None
+    return _sign(signer, request_id, trigger, dict(payload), now)
+
+
+def _sign(
+    signer: Signer,
+    request_id: str,
+    trigger: str,
+    payload: dict[str, Any],
+    now: datetime | None,
+) -> SignedCommand:
+    try:
+        return sign_command(
+            signer, request_id, trigger, signer.actor_id, payload, now or datetime.now(UTC)
+        )
+    except (SignerError, IdentityError) as exc:
+        raise BadInput(f"cannot sign: {exc}") from None
+
+
+def _placeholder_actor(signer: Signer) -> dict[str, Any]:
+    """Only to validate a command's fields here: the workflow puts the proven actor in."""
+    return {"id": signer.actor_id, "roles": ["officer"], "organization": "(per credential)"}
 
 
 @dataclass(frozen=True)
@@ -151,9 +204,10 @@ async def submit(
     client: Client,
     order: Order,
     *,
-    submitted_by: Actor,
+    signer: Signer,
     reference: ReferenceData | None = None,
     task_queue: str | None = None,
+    now: datetime | None = None,
 ) -> Submitted:
     """Start the request's workflow, or attach to it if the same request is already there.
 
@@ -162,7 +216,7 @@ async def submit(
     `reference` (this side's copy of the reference data) only names things in the UI summary;
     the workflow resolves the order against the operator's own.
     """
-    check_submission(order, submitted_by)
+    signed = signed_submission(order, signer, now=now)
     request_id = workflow_id_for(order.authority, order.reference)
     order_fingerprint = fingerprint(order)
     submission_id = str(uuid.uuid4())  # tells "we started it" from "it was already there"
@@ -189,14 +243,14 @@ async def submit(
         with contextlib.suppress(WorkflowAlreadyStartedError):  # a closed run with this id
             await client.start_workflow(
                 names.WORKFLOW_NAME,
-                start_input(order, submitted_by),
+                signed.model_dump(),
                 id=request_id,
                 task_queue=task_queue or settings.task_queue(),
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 memo={
                     "fingerprint": order_fingerprint,
-                    "submitted_by": submitted_by.id,
+                    "submitted_by": signer.actor_id,
                     "submission_id": submission_id,
                 },
                 search_attributes=TypedSearchAttributes(
@@ -237,24 +291,44 @@ async def _attach(client: Client, request_id: str, wanted: str, submission_id: s
 async def send_command(
     client: Client,
     request_id: str,
-    command: Command,
+    trigger: str,
+    payload: Mapping[str, Any],
+    *,
+    signer: Signer,
+    update_id: str | None = None,
+    attempts: int = 3,
+    now: datetime | None = None,
+) -> Receipt:
+    """Sign one command (dated `now`, default the current time) and send it as a Temporal
+    Update; return the receipt once its audit entry is durable.
+
+    A lost answer (time-out, lost connection, a restarting server) is retried with the *same*
+    update id and the same signed command, which Temporal deduplicates: a command is applied
+    at most once, and either succeeds or fails clearly (Unavailable: safe to send again)."""
+    signed = signed_command(request_id, trigger, payload, signer, now=now)
+    return await send_signed(
+        client, request_id, trigger, signed, update_id=update_id, attempts=attempts
+    )
+
+
+async def send_signed(
+    client: Client,
+    request_id: str,
+    trigger: str,
+    signed: SignedCommand,
     *,
     update_id: str | None = None,
-    attempts: int = 5,
+    attempts: int = 3,
 ) -> Receipt:
-    """Send one command as a Temporal Update; return the receipt once its audit entry is durable.
-
-    RPC time-outs are retried with the *same* update id, which Temporal deduplicates, so a
-    command is applied at most once and either succeeds or fails clearly.
-    """
+    """Send an already signed command (e.g. one made by `starter.py sign`)."""
     handle: WorkflowHandle[Any, Any] = client.get_workflow_handle(request_id)
-    update_id = update_id or f"{command.trigger}-{uuid.uuid4()}"
-    payload = command.model_dump(mode="json")
+    update_id = update_id or f"{trigger}-{uuid.uuid4()}"
+    body = signed.model_dump()
 
     async def call() -> Receipt:
         try:
             receipt: Receipt = await handle.execute_update(
-                command.trigger, payload, id=update_id, result_type=Receipt
+                trigger, body, id=update_id, result_type=Receipt
             )
         except WorkflowUpdateFailedError as exc:
             raise _refusal(exc.cause) from None
@@ -264,7 +338,7 @@ async def send_command(
         return await _retrying(call, request_id, attempts=attempts)
     except Unavailable as exc:
         raise Unavailable(
-            f"{command.trigger} on {request_id}: {exc} after {attempts} tries "
+            f"{trigger} on {request_id}: {exc} after {attempts} tries "
             f"(update id {update_id}; sending it again is safe)"
         ) from None
 
@@ -274,9 +348,10 @@ def _refusal(cause: BaseException | None) -> DocketError:
         details = cause.details[0] if cause.details else {}
         state = details.get("state") if isinstance(details, dict) else None
         allowed = details.get("allowed", []) if isinstance(details, dict) else []
+        code = details.get("code") if isinstance(details, dict) else None
         if cause.type == "InvalidCommand":
             return BadInput(cause.message)
-        return CommandRefused(cause.message, state, allowed)
+        return CommandRefused(cause.message, state, allowed, code)
     return CommandRefused(str(cause))
 
 

@@ -112,14 +112,27 @@ class Category(RefModel):
     always_reported: bool = False
 
 
+class OrganizationEntry(RefModel):
+    """An organization of the roster: who vouches for actors, and for whom they may act."""
+
+    id: Identifier
+    name: Line
+    acts_for: Annotated[
+        tuple[
+            Annotated[str, Field(pattern=r"^(any|(authority|platform):[a-z0-9][a-z0-9._-]*)$")], ...
+        ],
+        Field(min_length=1),
+    ]
+
+
 class ActorEntry(RefModel):
+    """An actor of the roster (the demo issues each a key and a credential). Who acts is
+    proven by the credential a command is signed with, never looked up here."""
+
     id: Identifier
     name: Line
     roles: Annotated[tuple[Role, ...], Field(min_length=1)]
-    organization: Line
-
-    def as_actor(self) -> Actor:
-        return Actor(id=self.id, roles=self.roles, organization=self.organization, name=self.name)
+    organization: Identifier  # the id of an entry of organizations.toml
 
 
 class ReferenceError(Exception):
@@ -139,15 +152,25 @@ class ReferenceData(RefModel):
     legal_bases: dict[str, LegalBasis]
     sla_policies: dict[str, SlaPolicy]
     categories: dict[str, Category]
+    organizations: dict[str, OrganizationEntry]
     actors: dict[str, ActorEntry]
     source: str
 
     def actor(self, actor_id: str) -> Actor:
+        """The roster's actor as commands name it (roles and organization's display name)."""
         try:
-            return self.actors[actor_id].as_actor()
+            entry = self.actors[actor_id]
         except KeyError:
             known = ", ".join(sorted(self.actors))
             raise KeyError(f"unknown actor {actor_id!r}; known: {known}") from None
+        organization = self.organizations[entry.organization]
+        return Actor(
+            id=entry.id, roles=entry.roles, organization=organization.name, name=entry.name
+        )
+
+    def for_workflows(self) -> ReferenceData:
+        """What a request is checked against (no roster: who acts is proven, not looked up)."""
+        return self.model_copy(update={"actors": {}, "organizations": {}})
 
 
 # (file, table key, model, attribute)
@@ -157,6 +180,7 @@ _FILES: tuple[tuple[str, str, type[RefModel], str], ...] = (
     ("legal_bases.toml", "legal_basis", LegalBasis, "legal_bases"),
     ("sla_policies.toml", "policy", SlaPolicy, "sla_policies"),
     ("categories.toml", "category", Category, "categories"),
+    ("organizations.toml", "organization", OrganizationEntry, "organizations"),
     ("actors.toml", "actor", ActorEntry, "actors"),
 )
 
@@ -215,6 +239,12 @@ def load_reference(directory: Path | str | None = None) -> ReferenceData:
 
 
 def _cross_check(tables: dict[str, dict[str, Any]], problems: list[str]) -> None:
+    for actor in tables.get("actors", {}).values():
+        if actor.organization not in tables.get("organizations", {}):
+            problems.append(
+                f"actors.toml: actor {actor.id!r}.organization: unknown organization "
+                f"{actor.organization!r}"
+            )
     for policy in tables.get("sla_policies", {}).values():
         if policy.legal_basis not in tables.get("legal_bases", {}):
             problems.append(

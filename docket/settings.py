@@ -11,6 +11,10 @@ everything Docket adds is here, with the variable that sets it:
 - DOCKET_LOG_FORMAT: application logs, `console` (default) or `json`
 - DOCKET_MAX_CACHED_WORKFLOWS: runs kept in memory; the rest replay when they wake (1000)
 - DOCKET_WORKFLOW_SANDBOX: `on` (default), or `off` to run workflow code unsandboxed
+- DOCKET_TRUST_FILE: the operator's trust roots (organizations' CA keys, revoked keys);
+  required: without it no signed command can be checked (docs/identity.md)
+- DOCKET_TRUST_MAX_AGE: seconds a running request may use trust roots it read before reading
+  them again, i.e. how soon a revocation reaches running requests (default 300)
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from docket import temporal_names as names
@@ -68,6 +73,8 @@ class WorkerSettings:
     log_format: str = "console"
     max_cached_workflows: int = 1000
     sandboxed: bool = True
+    trust_file: Path | None = None
+    trust_max_age: timedelta = timedelta(minutes=5)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> WorkerSettings:
@@ -79,4 +86,8 @@ class WorkerSettings:
             log_format=_choice(environ, "DOCKET_LOG_FORMAT", "console", ("console", "json")),
             max_cached_workflows=_positive_int(environ, "DOCKET_MAX_CACHED_WORKFLOWS", 1000),
             sandboxed=_choice(environ, "DOCKET_WORKFLOW_SANDBOX", "on", ("on", "off")) == "on",
+            trust_file=Path(trust)
+            if (trust := environ.get("DOCKET_TRUST_FILE", "").strip())
+            else None,
+            trust_max_age=timedelta(seconds=_positive_int(environ, "DOCKET_TRUST_MAX_AGE", 300)),
         )

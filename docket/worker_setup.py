@@ -11,6 +11,7 @@ import importlib.machinery
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from datetime import timedelta
 from types import CodeType
 from typing import Any, ClassVar
 
@@ -21,9 +22,10 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.audit import AuditActivities
-from activities.config import DeploymentActivities
+from activities.config import DEFAULT_TRUST_MAX_AGE, DeploymentActivities
 from activities.platform import PlatformActivities, PlatformEndpoint
 from audit.writer import AuditWriter
+from docket.credentials import TrustRoots
 from docket.reference import ReferenceData
 from docket.temporal_names import SEARCH_ATTRIBUTES, TASK_QUEUE, cli_type
 from workflows import AuthorityRequest
@@ -32,7 +34,15 @@ log = structlog.get_logger("docket.worker")
 
 # Pure, deterministic modules shared by all workflow runs instead of re-imported per run
 # (the sandbox re-imports everything else): our core and its libraries.
-PASSTHROUGH = ("docket", "audit", "transitions", "pydantic", "pydantic_core", "annotated_types")
+PASSTHROUGH = (
+    "docket",
+    "audit",
+    "transitions",
+    "pydantic",
+    "pydantic_core",
+    "annotated_types",
+    "cryptography",  # signatures and credentials are checked in workflow code (pure)
+)
 # What the sandbox does import afresh for each run: the workflow definitions.
 WORKFLOW_PACKAGES = ("workflows",)
 
@@ -162,6 +172,8 @@ def build_worker(
     platforms: PlatformActivities,
     writer: AuditWriter,
     reference: Callable[[], ReferenceData],
+    trust: Callable[[], TrustRoots],
+    trust_max_age: timedelta = DEFAULT_TRUST_MAX_AGE,
     task_queue: str = TASK_QUEUE,
     max_concurrent_activities: int = 200,
     max_cached_workflows: int = 1000,
@@ -170,13 +182,15 @@ def build_worker(
 ) -> Worker:
     """The worker with Docket's workflows and activities.
 
-    `reference` reads the operator's reference data (new requests are checked against it).
+    `reference` and `trust` read the operator's reference data and trust roots (requests and
+    signed commands are checked against them); a running request reads the trust roots again
+    when they are older than `trust_max_age`.
     `max_cached_workflows` bounds memory (about 0.5 MiB per cached run; requests beyond it are
     replayed from history when they wake). `sandboxed=False` saves ~25% worker CPU
     (docs/performance.md); determinism is then guarded by the replay tests alone. `audit`
     replaces the audit activities (tests inject faults through it)."""
     audit = audit or AuditActivities(writer)
-    deployment = DeploymentActivities(reference)
+    deployment = DeploymentActivities(reference, trust, trust_max_age=trust_max_age)
     return Worker(
         client,
         task_queue=task_queue,

@@ -12,6 +12,7 @@ import base64
 import contextlib
 import json
 import secrets
+import tempfile
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -48,7 +49,9 @@ from docket.models import (
     Renotify,
     Withdraw,
 )
-from docket.reference import ReferenceData, SlaPolicy, default_reference
+from docket.provision import Identities, provision
+from docket.reference import ActorEntry, ReferenceData, SlaPolicy, default_reference
+from docket.signer import Signer, sign_command
 from docket.temporal_names import SEARCH_ATTRIBUTES
 from docket.validation import validate_order
 from platform_sim.scenarios import PlatformScenario
@@ -154,13 +157,92 @@ def build_worker(
     platforms = PlatformActivities(endpoints(sim, reference, worker_secrets))
     writer = AuditWriter(audit_dir)
     worker = docket_worker.build_worker(
-        client, platforms=platforms, writer=writer, reference=lambda: reference
+        client,
+        platforms=platforms,
+        writer=writer,
+        reference=lambda: reference,
+        trust=lambda: identities().trust,
     )
     return worker, platforms, writer
 
 
+# --- identities: every actor of the roster holds a key and a credential ----------------------
+
+_IDENTITIES: list[Identities] = []
+
+
+# Test-only members of the roster, beside docket/data/actors.toml's.
+TEST_ACTORS = (
+    # sits on the review board and, as a private person, appeals a removal: may never decide
+    # their own appeal
+    ActorEntry(
+        id="reviewer.appellant",
+        name="Board member with a post of their own",
+        roles=(Role.APPEAL_REVIEWER, Role.APPELLANT),
+        organization="review-board",
+    ),
+)
+
+
+def roster() -> ReferenceData:
+    """The demo's roster plus the test-only actors."""
+    base = default_reference()
+    return base.model_copy(update={"actors": {**base.actors, **{a.id: a for a in TEST_ACTORS}}})
+
+
+def identities() -> Identities:
+    """The test session's provisioned roster (docket.provision): a CA per organization of
+    docket/data/organizations.toml, a key and credential per actor of actors.toml and
+    TEST_ACTORS, the trust file. Made once per process, in a temporary directory."""
+    if not _IDENTITIES:
+        directory = Path(tempfile.mkdtemp(prefix="docket-identities-"))
+        _IDENTITIES.append(
+            provision(
+                directory,
+                roster(),
+                now=datetime.now(UTC),
+                validity=timedelta(days=3650),  # the time-skipping tests skip months ahead
+                signing_required_from=datetime(2026, 1, 1, tzinfo=UTC),
+            )
+        )
+    return _IDENTITIES[0]
+
+
+def signer(actor_id: str) -> Signer:
+    """The actor's signer (their key and credential), as `starter.py --as ID` loads it."""
+    return identities().signer(actor_id)
+
+
+def sign_raw(
+    actor_id: str,
+    request_id: str,
+    trigger: str,
+    payload: dict[str, Any],
+    *,
+    now: datetime | None = None,
+    nonce: str | None = None,
+) -> dict[str, Any]:
+    """A signed command made without the client's checks (what a buggy or hostile script may
+    send with a valid key), as the Update's JSON argument."""
+    signed = sign_command(
+        signer(actor_id),
+        request_id,
+        trigger,
+        actor_id,
+        payload,
+        now or datetime.now(UTC),
+        nonce,
+    )
+    return signed.model_dump()
+
+
+def fields(cmd: Command) -> dict[str, Any]:
+    """A command's fields as a script sends them (everything but the actor: the signer)."""
+    return cmd.model_dump(mode="json", exclude={"actor"}, exclude_none=True)
+
+
 def actor(actor_id: str) -> Actor:
-    return default_reference().actor(actor_id)
+    return roster().actor(actor_id)
 
 
 def liaison(platform: str) -> Actor:
@@ -169,6 +251,7 @@ def liaison(platform: str) -> Actor:
 
 
 CNAM_OFFICER = Actor(id="officer.cnam", roles=(Role.OFFICER,), organization="Coimisiún na Meán")
+CNAM_APPROVER = "approver.cnam"
 
 
 def make_order(
@@ -220,17 +303,36 @@ async def submit(
     reference: ReferenceData,
     *,
     submitted_by: Actor | None = None,
+    now: datetime | None = None,
 ) -> str:
-    sub = await docket.submit(
-        client, order, submitted_by=submitted_by or actor(order.officer), reference=reference
-    )
+    """Submit `order` signed by its maker, dated `now` (the time-skipping server's clock runs
+    ahead of the wall clock)."""
+    maker = signer(submitted_by.id if submitted_by else order.officer)
+    sub = await docket.submit(client, order, signer=maker, reference=reference, now=now)
     submitted_to(client).add(sub.request_id)
     assert sub.created
     return sub.request_id
 
 
-async def command(client: Client, request_id: str, cmd: Command) -> Receipt:
-    return await docket.send_command(client, request_id, cmd)
+async def issue(
+    client: Client,
+    request_id: str,
+    cmd: Command,
+    *,
+    update_id: str | None = None,
+    now: datetime | None = None,
+) -> Receipt:
+    """Send `cmd` signed by its actor's key (the roles it claims are ignored: the workflow
+    takes them from the credential)."""
+    return await docket.send_command(
+        client,
+        request_id,
+        cmd.trigger,
+        fields(cmd),
+        signer=signer(cmd.actor.id),
+        update_id=update_id,
+        now=now,
+    )
 
 
 async def wait_for(
@@ -395,7 +497,7 @@ class Driver:
         return run
 
     async def send(self, run: Run, cmd: Command) -> Receipt:
-        receipt = await docket.send_command(self.client, run.rid, cmd)
+        receipt = await issue(self.client, run.rid, cmd)
         run.receipts.append(receipt)
         return receipt
 

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from docket_harness import identities
 
 import starter
 
@@ -80,10 +81,49 @@ def test_submit_refuses_a_batch_with_any_invalid_request(
     assert "items[0].url" in err
 
 
-def test_commands_name_an_unknown_actor(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.fixture(autouse=True)
+def keys_dir(monkeypatch: pytest.MonkeyPatch) -> Path:
+    """`--as ID` finds ID's key under $DOCKET_KEYS_DIR (the session's provisioned roster)."""
+    directory = identities().directory / "keys"
+    monkeypatch.setenv("DOCKET_KEYS_DIR", str(directory))
+    for name in ("DOCKET_KEY", "DOCKET_CERT", "SSH_AUTH_SOCK", "DOCKET_ACTOR"):
+        monkeypatch.delenv(name, raising=False)
+    return directory
+
+
+def test_commands_need_the_actors_key(capsys: pytest.CaptureFixture[str]) -> None:
     code = starter.main(["approve", "req-x", "--as", "nobody", "--reason", "because"])
     assert code == 2
-    assert "--as: unknown actor 'nobody'; known:" in capsys.readouterr().err
+    assert "--as nobody: no signing key: give --key FILE" in capsys.readouterr().err
+
+
+def test_a_key_of_someone_else_is_refused_before_sending(
+    keys_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = keys_dir / "tran.thi.binh"
+    code = starter.main(
+        ["approve", "req-x", "--as", "nguyen.van.an", "--key", str(key), "--reason", "because"]
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "you act as 'nguyen.van.an'" in err and "'tran.thi.binh''s" in err
+
+
+def test_sign_prints_a_payload_any_client_can_send(capsys: pytest.CaptureFixture[str]) -> None:
+    code = starter.main(
+        ["sign", "approve", "req-mic-1", "--as", "tran.thi.binh", "--reason", "Checked"]
+    )
+    assert code == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert set(payload) == {"statement", "signature"}
+    statement = json.loads(payload["statement"])
+    assert statement["actor"] == "tran.thi.binh"
+    assert statement["request_id"] == "req-mic-1"
+    assert statement["trigger"] == "approve"
+    assert statement["payload"] == {"reason": "Checked"}
+    assert payload["signature"].startswith("-----BEGIN SSH SIGNATURE-----")
+    # a private key never appears in any output
+    assert "PRIVATE KEY" not in json.dumps(payload)
 
 
 def test_command_payload_errors_are_bad_input(capsys: pytest.CaptureFixture[str]) -> None:

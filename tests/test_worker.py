@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from docket_harness import identities
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
@@ -59,7 +60,12 @@ async def test_check_names_every_missing_attribute_and_the_fix(
 
 async def test_worker_process_exits_2_with_the_fix(bare_server: WorkflowEnvironment) -> None:
     host = bare_server.client.service_client.config.target_host
-    env = {**os.environ, "TEMPORAL_ADDRESS": host, "DOCKET_AUDIT_DIR": "/tmp/docket-test-noop"}
+    env = {
+        **os.environ,
+        "TEMPORAL_ADDRESS": host,
+        "DOCKET_AUDIT_DIR": "/tmp/docket-test-noop",
+        "DOCKET_TRUST_FILE": str(identities().trust_file),
+    }
     proc = subprocess.run(
         [sys.executable, "worker.py"],
         cwd=ROOT,
@@ -71,6 +77,29 @@ async def test_worker_process_exits_2_with_the_fix(bare_server: WorkflowEnvironm
     assert proc.returncode == 2
     assert "search attributes not registered" in proc.stderr
     assert "--name RequestState --type Keyword" in proc.stderr
+
+
+def test_worker_refuses_to_start_without_trust_roots() -> None:
+    """No trust file, no worker: it could not check a single signed command."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKET_")}
+    env["TEMPORAL_ADDRESS"] = "127.0.0.1:1"  # never reached: the check comes first
+    proc = subprocess.run(
+        [sys.executable, "worker.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 2
+    assert "DOCKET_TRUST_FILE is not set" in proc.stderr
+
+
+def test_worker_names_a_broken_trust_file(tmp_path: Path) -> None:
+    broken = tmp_path / "trust.toml"
+    broken.write_text("[[organization]]\nid = 42\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKET_")}
+    env.update(TEMPORAL_ADDRESS="127.0.0.1:1", DOCKET_TRUST_FILE=str(broken))
+    proc = subprocess.run(
+        [sys.executable, "worker.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 2
+    assert str(broken) in proc.stderr
 
 
 def test_secrets_come_from_the_environment_only() -> None:

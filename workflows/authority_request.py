@@ -48,9 +48,19 @@ with workflow.unsafe.imports_passed_through():
         Planned,
         RequestInput,
         RequestResult,
+        Signature,
         notices_for,
     )
-    from docket.intake import StartRefused, parse_order, resolve, validation_issues
+    from docket.credentials import TrustRoots
+    from docket.intake import (
+        CommandRefusal,
+        Deployment,
+        StartRefused,
+        TrustSnapshot,
+        admit_command,
+        admit_submission,
+        parse_signed,
+    )
     from docket.lifecycle import HUMAN_TRIGGERS, Role, State, allowed_triggers
     from docket.models import (
         SYSTEM_ACTOR,
@@ -61,7 +71,8 @@ with workflow.unsafe.imports_passed_through():
         utc_iso,
     )
     from docket.platform_protocol import Notice, PlatformStatus
-    from docket.reference import ReferenceData, format_loc
+    from docket.reference import format_loc
+    from docket.statement import SignedCommand
     from docket.validation import Issue
     from docket.verification import Evidence, Observation
     from docket.views import details_markdown, status_view
@@ -124,6 +135,8 @@ class AuthorityRequest:
         # exception here would fail the workflow task over and over instead of the workflow).
         self._case: Case | None = None
         self._legacy = False  # started before the trust boundary (set at the start of `run`)
+        self._trust: TrustSnapshot | None = None  # the operator's trust roots, as last read
+        self._trust_read_at = datetime.min
         self._lock = asyncio.Lock()
         self._version = 0  # bumps on every committed transition
         self._quiet_polls = 0  # polls in a row that found nothing new
@@ -157,7 +170,11 @@ class AuthorityRequest:
     async def run(self, *start: Any) -> RequestResult:
         self._local_audit = workflow.patched(LOCAL_AUDIT_PATCH)
         self._legacy = not workflow.patched(TRUST_BOUNDARY_PATCH)
-        request = self._legacy_input(start) if self._legacy else await self._admit(start)
+        signature: Signature | None = None
+        if self._legacy:
+            request = self._legacy_input(start)
+        else:
+            request, signature = await self._admit(start)
         self._case = Case(request, legacy=self._legacy)
         self.platform_actor = Actor(
             id=f"platform:{request.platform.id}",
@@ -169,7 +186,8 @@ class AuthorityRequest:
             [(i.item_id, i.url) for i in request.order.items], ("control",), baseline=True
         )
         now, local = self._clock(asked_at)
-        await self._record(self.case.plan_submission(now, baseline), local=local)
+        planned = self.case.plan_submission(now, baseline, signature=signature)
+        await self._record(planned, local=local)
         while not self.case.closed or self._outbox:
             await self._step()
         with self._waiting(commands_only=True):
@@ -182,25 +200,28 @@ class AuthorityRequest:
         history replays with it as it ran (no new request is admitted this way)."""
         return RequestInput.model_validate(start[0])
 
-    async def _admit(self, start: Sequence[Any]) -> RequestInput:
-        """Parse and check the start input against the operator's reference data; refuse it
-        (the workflow fails, non-retryable, every problem named) if anything is wrong."""
+    async def _admit(self, start: Sequence[Any]) -> tuple[RequestInput, Signature]:
+        """Check the signed submission (signature, credential, order) against the operator's
+        trust roots and reference data; refuse it (the workflow fails, non-retryable, every
+        problem named) if anything is wrong."""
         try:
             if len(start) != 1 or not isinstance(start[0], dict):
                 raise StartRefused(
                     [Issue("(start input)", f"expected one JSON object, got {_shape(start)}")]
                 )
-            raw = start[0]
-            order = parse_order(raw.get("order"))
-            maker = _parse_actor(raw.get("submitted_by"))
-            reference: ReferenceData = await workflow.execute_activity_method(
-                DeploymentActivities.load_reference,
+            try:
+                signed = parse_signed(start[0], "(start input)")
+            except CommandRefusal as exc:
+                raise StartRefused([Issue("(start input)", str(exc))]) from None
+            deployment: Deployment = await workflow.execute_activity_method(
+                DeploymentActivities.load_deployment,
                 start_to_close_timeout=timedelta(seconds=30),
                 retry_policy=CONFIG_RETRY,
-                summary="load the operator's reference data",
+                summary="load the operator's reference data and trust roots",
             )
-            request = resolve(
-                order, maker, reference, workflow_id=workflow.info().workflow_id, now=workflow.now()
+            self._hold_trust(deployment.trust)
+            request, signature = admit_submission(
+                signed, deployment, workflow_id=workflow.info().workflow_id, now=workflow.now()
             )
         except StartRefused as exc:
             raise ApplicationError(
@@ -210,7 +231,26 @@ class AuthorityRequest:
                 non_retryable=True,
             ) from None
         workflow.upsert_memo({"fingerprint": request.fingerprint})
-        return request
+        return request, signature
+
+    def _hold_trust(self, snapshot: TrustSnapshot) -> None:
+        self._trust = snapshot
+        self._trust_read_at = workflow.now()
+
+    async def _fresh_trust(self) -> TrustRoots:
+        """The trust roots, read again when the ones held are older than their max age (or
+        there are none yet: a request started before signed commands)."""
+        held = self._trust
+        if held is None or workflow.now() - self._trust_read_at > held.max_age:
+            snapshot: TrustSnapshot = await workflow.execute_activity_method(
+                DeploymentActivities.load_trust,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=CONFIG_RETRY,
+                summary="read the operator's trust roots",
+            )
+            self._hold_trust(snapshot)
+            return snapshot.trust
+        return held.trust
 
     @contextlib.contextmanager
     def _waiting(self, *, commands_only: bool = False) -> Iterator[None]:
@@ -372,13 +412,19 @@ class AuthorityRequest:
         if planned.spec is not None and planned.spec.trigger == "verified":
             self._decided_at = workflow.now()
 
-    async def _apply(self, command: Command, *, at: datetime | None = None) -> Receipt:
-        """Apply a command: from an Update (`at` None) or from a platform's answer to a poll
-        (`at`: the workflow time at which the main loop asked the platform)."""
+    async def _apply(
+        self,
+        command: Command,
+        *,
+        at: datetime | None = None,
+        signature: Signature | None = None,
+    ) -> Receipt:
+        """Apply a command: from an Update (`at` None; `signature` its proof) or from a
+        platform's answer to a poll (`at`: the workflow time at which the main loop asked)."""
         async with self._lock:
             now, local = self._clock(at)
             try:
-                planned = self.case.plan_command(command, now)
+                planned = self.case.plan_command(command, now, signature=signature)
             except CommandRejected as exc:  # the state moved since validation
                 raise _rejection(exc) from None
             return await self._record(planned, local=local)
@@ -422,7 +468,13 @@ class AuthorityRequest:
         async def handler(*payload: Any) -> Receipt:
             if self._local_audit:
                 await self._after_main_loop()
-            return await self._apply(_parse(trigger, payload))
+            if _unsigned(payload):  # accepted before signed commands: their replay only
+                return await self._apply(_parse(trigger, payload))
+            # Decide on trust roots no older than their max age: a key revoked meanwhile is
+            # refused here (the Update fails; no entry, no change).
+            trust = await self._fresh_trust()
+            command, signature = self._admit_command(trigger, payload, trust)
+            return await self._apply(command, signature=signature)
 
         handler.__name__ = trigger
         return handler
@@ -450,33 +502,45 @@ class AuthorityRequest:
     def _validator(self, trigger: str) -> Callable[..., None]:
         def validator(*payload: Any) -> None:
             case = self._case
-            state = case.state if case is not None else None
-            try:
-                command = _parse(trigger, payload)
-            except ApplicationError as exc:
-                if state is None:
-                    raise
-                allowed = list(allowed_triggers(state))
-                raise ApplicationError(
-                    f"{exc.message} (state is {state.value!r}; allowed now: "
-                    f"{', '.join(allowed) or 'nothing'})",
-                    {"state": state.value, "allowed": allowed},
-                    type="InvalidCommand",
-                    non_retryable=True,
-                ) from None
-            if case is None or state is None:
+            if case is None or case.state is None:
                 raise ApplicationError(
                     "the request is still being submitted; retry in a moment",
                     type="NotReady",
                     non_retryable=True,
                 )
+            if self._trust is None:
+                # A request started before signed commands holds no trust roots yet: the
+                # handler reads them and checks the command fully before anything happens.
+                _signed_or_refused(trigger, payload, case)
+                return
+            command, signature = self._admit_command(trigger, payload, self._trust.trust)
             try:
-                case.check(command, workflow.now())
+                case.check(command, workflow.now(), signature=signature)
             except CommandRejected as exc:
                 raise _rejection(exc) from None
 
         validator.__name__ = f"validate_{trigger}"
         return validator
+
+    def _admit_command(
+        self, trigger: str, payload: Sequence[Any], trust: TrustRoots
+    ) -> tuple[Command, Signature]:
+        """The signed command as the lifecycle's command, or ApplicationError saying why not
+        (with the state and what is allowed, and the identity refusal's code)."""
+        case = self.case
+        signed = _signed_or_refused(trigger, payload, case)
+        request = case.request
+        try:
+            return admit_command(
+                trigger,
+                signed,
+                trust,
+                request_id=case.request_id,
+                parties=(("authority", request.order.authority), ("platform", request.platform.id)),
+                now=workflow.now(),
+            )
+        except CommandRefusal as exc:
+            raise _refused(exc, case) from None
 
     @workflow.query
     def status(self) -> dict[str, Any]:
@@ -784,11 +848,39 @@ def _shape(values: Sequence[Any]) -> str:
     return f"{len(values)} argument(s): {kinds}"
 
 
-def _parse_actor(raw: Any) -> Actor:
+def _unsigned(payload: Sequence[Any]) -> bool:
+    """An Update argument in the form used before signed commands (an `actor` claimed in the
+    payload): only their histories hold such Updates, since the validator refuses them now."""
+    return len(payload) == 1 and isinstance(payload[0], dict) and "statement" not in payload[0]
+
+
+def _signed_or_refused(trigger: str, payload: Sequence[Any], case: Case) -> SignedCommand:
+    if len(payload) != 1:
+        raise _refused(
+            CommandRefusal(
+                "invalid_command",
+                f"invalid {trigger} command: expected one argument (a signed command "
+                f"{{statement, signature}}), got {_shape(payload)}",
+            ),
+            case,
+        )
     try:
-        return Actor.model_validate(raw)
-    except ValidationError as exc:
-        raise StartRefused(validation_issues(exc, "submitted_by.")) from None
+        return parse_signed(payload[0], f"{trigger} command")
+    except CommandRefusal as exc:
+        raise _refused(exc, case) from None
+
+
+def _refused(exc: CommandRefusal, case: Case) -> ApplicationError:
+    """A refused signed command as the Update's failure: what failed, the state, what is
+    allowed. Malformed commands are bad input; the rest are refusals of who acts."""
+    state = case.current
+    allowed = list(allowed_triggers(state))
+    return ApplicationError(
+        f"{exc} (state is {state.value!r}; allowed now: {', '.join(allowed) or 'nothing'})",
+        {"state": state.value, "allowed": allowed, "code": exc.code},
+        type="InvalidCommand" if exc.code in ("invalid_command", "unsigned") else "Unauthenticated",
+        non_retryable=True,
+    )
 
 
 def _rejection(exc: CommandRejected) -> ApplicationError:

@@ -41,7 +41,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -61,7 +61,8 @@ from docket import client as docket  # noqa: E402
 from docket import temporal_names as names  # noqa: E402
 from docket.case import RequestResult  # noqa: E402
 from docket.devserver import DevServer, free_port, port_in_use  # noqa: E402
-from docket.models import Approve, Command, Escalate, Order, Reject  # noqa: E402
+from docket.models import Order  # noqa: E402
+from docket.provision import Identities, provision  # noqa: E402
 from docket.reference import ReferenceData, default_reference, write_reference  # noqa: E402
 from docket.validation import (  # noqa: E402
     read_request_file,
@@ -225,6 +226,7 @@ class Drill:
         self.config = config
         self.rng = random.Random(config.seed)
         self.reference: ReferenceData = default_reference()
+        self.identities: Identities
         self.report = DrillReport(config={k: _jsonable(v) for k, v in asdict(config).items()})
         self.plan: dict[str, str] = {}  # request id -> scenario name
         self.acted: set[tuple[str, str]] = set()
@@ -271,10 +273,12 @@ class Drill:
                 reference_dir = write_reference(
                     self.reference.model_copy(update={"platforms": platforms}), var / "reference"
                 )
-                self.worker = WorkerProcess(
-                    worker_env(self.server.address, audit_dir, sim, secret, reference_dir),
-                    var / "worker.log",
+                self.identities = provision(
+                    var / "identities", self.reference, now=datetime.now(UTC)
                 )
+                env = worker_env(self.server.address, audit_dir, sim, secret, reference_dir)
+                env["DOCKET_TRUST_FILE"] = str(self.identities.trust_file)
+                self.worker = WorkerProcess(env, var / "worker.log")
                 self.worker.start()
                 try:
                     await self._drive(sim, audit_dir)
@@ -304,7 +308,6 @@ class Drill:
         orders = self._orders(sim)
         t_submit = time.monotonic()
         gate = asyncio.Semaphore(16)
-        maker = self.reference.actor(MAKER)
 
         async def submit_one(order: Order) -> None:
             async with gate:
@@ -312,7 +315,7 @@ class Drill:
                     lambda: docket.submit(
                         self._c(),
                         order,
-                        submitted_by=maker,
+                        signer=self.identities.signer(MAKER),
                         reference=self.reference,
                     )
                 )
@@ -451,21 +454,26 @@ class Drill:
         return out
 
     async def _command(self, rid: str, action: str) -> None:
-        ref = self.reference
-        command: Command
-        if action == "approve":
-            command = Approve(actor=ref.actor(APPROVER), reason="Drill: checked, send it")
-        elif action == "reject":
-            command = Reject(actor=ref.actor(APPROVER), reason="Drill: legal basis insufficient")
-        else:
-            command = Escalate(actor=ref.actor(APPROVER), reason="Drill: no answer, escalate")
+        reason = {
+            "approve": "Drill: checked, send it",
+            "reject": "Drill: legal basis insufficient",
+            "escalate": "Drill: no answer, escalate",
+        }[action]
+        approver = self.identities.signer(APPROVER)
         update_id = f"drill-{action}-{rid}"  # stable: a resend is deduplicated by Temporal
         try:
             # Bounded: an Update admitted just before a kill or the server restart is resent
             # (same id) on the next round instead of being awaited forever.
             await asyncio.wait_for(
                 self._retry(
-                    lambda: docket.send_command(self._c(), rid, command, update_id=update_id)
+                    lambda: docket.send_command(
+                        self._c(),
+                        rid,
+                        action,
+                        {"reason": reason},
+                        signer=approver,
+                        update_id=update_id,
+                    )
                 ),
                 60,
             )

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from docket_harness import identities, issue, signer
 from temporalio.client import Client
 from temporalio.worker import Worker
 
@@ -65,6 +66,7 @@ class Stack:
         reference_dir = write_reference(self.reference, audit_dir.parent / "reference")
         env.update(
             DOCKET_REFERENCE_DIR=str(reference_dir),
+            DOCKET_TRUST_FILE=str(identities().trust_file),
             TEMPORAL_ADDRESS=self.address,
             TEMPORAL_NAMESPACE="default",
             DOCKET_AUDIT_DIR=str(audit_dir),
@@ -139,7 +141,7 @@ async def submit(client: Client, stack: Stack, tag: str, tokens: str = "remove.m
     sub = await docket.submit(
         client,
         make_order(stack, tag, tokens),
-        submitted_by=ref.actor("nguyen.van.an"),
+        signer=signer("nguyen.van.an"),
         reference=ref,
     )
     return sub.request_id
@@ -160,7 +162,7 @@ async def wait_state(client: Client, rid: str, state: str, timeout: float = 60.0
 
 async def approve(client: Client, stack: Stack, rid: str) -> None:
     await wait_state(client, rid, "pending_approval")
-    await docket.send_command(
+    await issue(
         client,
         rid,
         Approve(actor=stack.reference.actor("tran.thi.binh"), reason="Checked (test)"),
@@ -193,6 +195,7 @@ async def in_process_worker(
         platforms=platforms,
         writer=writer,
         reference=lambda: stack.reference,
+        trust=lambda: identities().trust,
         task_queue=TASK_QUEUE,
         audit=audit(writer),
     )
@@ -316,7 +319,7 @@ async def run_killed_worker(
         after = await reconcile(client, [str(audit_dir)], workflow_ids=[rid])
         command: asyncio.Task[Any] | None = None
         if command_while_down is not None:
-            command = asyncio.create_task(docket.send_command(client, rid, command_while_down))
+            command = asyncio.create_task(issue(client, rid, command_while_down))
             await asyncio.sleep(1.0)  # admitted by the server before any worker polls
         normal = _spawn(["worker.py"], env, tmp / "worker.log")
         result = await result_of(client, rid, timeout=150)

@@ -12,7 +12,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from docket_harness import Stack, actor, endpoints, make_order, wait_for
+from docket_harness import Stack, actor, endpoints, identities, issue, make_order, signer, wait_for
 from temporalio.client import Client
 
 from activities.platform import PlatformActivities
@@ -22,7 +22,7 @@ from audit.writer import AuditWriter
 from docket import client as docket
 from docket import temporal_names as names
 from docket import worker_setup as docket_worker
-from docket.client import start_input
+from docket.client import signed_submission
 from docket.models import Approve
 from docket.validation import workflow_id_for
 
@@ -51,9 +51,9 @@ def new_request(stack: Stack, prefix: str) -> tuple[str, dict[str, Any]]:
     order = make_order(
         stack.sim, f"{prefix}-{secrets.token_hex(4)}", ["remove--a"], reference=stack.reference
     )
-    return workflow_id_for(order.authority, order.reference), start_input(
-        order, actor(order.officer)
-    )
+    return workflow_id_for(order.authority, order.reference), signed_submission(
+        order, signer(order.officer)
+    ).model_dump()
 
 
 async def test_no_transition_without_its_audit_entry(dev_stack: Stack, tmp_path: Path) -> None:
@@ -65,6 +65,7 @@ async def test_no_transition_without_its_audit_entry(dev_stack: Stack, tmp_path:
         platforms=PlatformActivities({}),  # never reached: the request stays before delivery
         writer=AuditWriter(tmp_path, write=disk),
         reference=lambda: dev_stack.reference,
+        trust=lambda: identities().trust,
         task_queue=QUEUE,
     )
     async with worker:
@@ -73,7 +74,7 @@ async def test_no_transition_without_its_audit_entry(dev_stack: Stack, tmp_path:
 
         disk.full = True
         approve = Approve(actor=actor("tran.thi.binh"), reason="Checked while the disk is full")
-        sent = asyncio.create_task(docket.send_command(client, rid, approve))
+        sent = asyncio.create_task(issue(client, rid, approve))
         while disk.refused < 2:  # the write was attempted and retried, and failed each time
             await asyncio.sleep(0.2)
         held = await docket.status(client, rid)
@@ -113,13 +114,14 @@ async def test_no_local_write_no_transition_and_nothing_after(
         platforms=platforms,
         writer=AuditWriter(tmp_path, write=disk),
         reference=lambda: dev_stack.reference,
+        trust=lambda: identities().trust,
         task_queue=QUEUE,
     )
     async with worker:
         await client.start_workflow(names.WORKFLOW_NAME, request, id=rid, task_queue=QUEUE)
         await wait_for(client, rid, state="pending_approval")
         approve = Approve(actor=actor("tran.thi.binh"), reason="Checked (test)")
-        receipt = await docket.send_command(client, rid, approve)
+        receipt = await issue(client, rid, approve)
         assert receipt.state == "delivering"
         while disk.refused < 2:  # the local write was attempted and retried, failing each time
             await asyncio.sleep(0.2)

@@ -14,8 +14,11 @@ from docket_harness import (
     Stack,
     actor,
     audit_entries,
+    issue,
     liaison,
     make_order,
+    sign_raw,
+    signer,
     wait_for,
 )
 from temporalio.api.enums.v1 import EventType
@@ -85,7 +88,7 @@ async def snapshot(stack: Stack, rid: str) -> Snapshot:
 
 async def refused(stack: Stack, rid: str, update_id: str, cmd: Command) -> docket.CommandRefused:
     with pytest.raises(docket.CommandRefused) as info:
-        await docket.send_command(stack.client, rid, cmd, update_id=update_id)
+        await issue(stack.client, rid, cmd, update_id=update_id)
     return info.value
 
 
@@ -109,7 +112,7 @@ async def parked(stack: Stack, name: str, slug: str, **order: Any) -> str:
     )
     submitted_by = actor(built.officer)
     sub = await docket.submit(
-        stack.client, built, submitted_by=submitted_by, reference=stack.reference
+        stack.client, built, signer=signer(submitted_by.id), reference=stack.reference
     )
     await wait_for(stack.client, sub.request_id, state="pending_approval")
     return sub.request_id
@@ -121,7 +124,7 @@ async def test_refused_commands_leave_no_trace(dev_stack: Stack) -> None:
     a = await parked(stack, "maker", "ignore--a", officer="le.van.cuong")
     # B: no API (tiktok) and no clock (DSA Art. 9): parked in awaiting_ack, nothing runs.
     b = await parked(stack, "manual", "remove--b", platform="tiktok", policy=NO_CLOCK_POLICY)
-    await docket.send_command(
+    await issue(
         stack.client, b, Approve(actor=actor("tran.thi.binh"), reason="Checked; deliver by hand")
     )
     await wait_for(stack.client, b, state="awaiting_ack")
@@ -156,15 +159,24 @@ async def test_refused_commands_leave_no_trace(dev_stack: Stack) -> None:
     assert "'report_effect' is not allowed in state 'pending_approval'" in str(err)
     assert err.allowed == ["approve", "reject", "withdraw"]
 
-    # malformed payload: no reason, an actor without roles
+    # malformed payload, signed with a valid key: no reason
+    message = await malformed(
+        stack, a, "bad-payload", "approve", sign_raw("tran.thi.binh", a, "approve", {})
+    )
+    assert "invalid approve command" in message and "payload.reason" in message
+
+    # unsigned: an actor claimed in the payload, as any Temporal client could send it
     message = await malformed(
         stack,
         a,
-        "bad-payload",
+        "bad-unsigned",
         "approve",
-        {"actor": {"id": "tran.thi.binh", "roles": [], "organization": "MST"}},
+        {
+            "actor": {"id": "tran.thi.binh", "roles": ["approver"], "organization": "MST"},
+            "reason": "Trust me",
+        },
     )
-    assert "invalid approve command" in message and "reason" in message
+    assert "unsigned" in message and "state is 'pending_approval'" in message
 
     # unknown item
     ghost = ItemEffect(item_id="i9", effect="removed_globally")
@@ -199,11 +211,12 @@ async def test_refused_commands_leave_no_trace(dev_stack: Stack) -> None:
         b,
         "bad-effect",
         "report_effect",
-        {
-            "actor": liaison("tiktok").model_dump(mode="json"),
-            "reason": "Restricted it",
-            "effects": [{"item_id": "i1", "effect": "restricted"}],
-        },
+        sign_raw(
+            "liaison.tiktok",
+            b,
+            "report_effect",
+            {"reason": "Restricted it", "effects": [{"item_id": "i1", "effect": "restricted"}]},
+        ),
     )
     assert "restricted_in" in message
 
@@ -213,7 +226,7 @@ async def test_refused_commands_leave_no_trace(dev_stack: Stack) -> None:
         assert not {u for u in now.update_ids if u.startswith("bad-")}
 
     # the same checks see an accepted command: one update, new events, one more entry
-    receipt = await docket.send_command(
+    receipt = await issue(
         stack.client,
         b,
         Acknowledge(actor=liaison("tiktok"), reason="Received by e-mail"),
@@ -230,9 +243,7 @@ async def test_refused_commands_leave_no_trace(dev_stack: Stack) -> None:
     assert receipt.sequence == after.audit_count and receipt.hash == after.head
 
     for rid in (a, b):
-        await docket.send_command(
-            stack.client, rid, Withdraw(actor=actor("le.van.cuong"), reason="Test done")
-        )
+        await issue(stack.client, rid, Withdraw(actor=actor("le.van.cuong"), reason="Test done"))
 
 
 async def test_submission_is_idempotent(dev_stack: Stack) -> None:
@@ -246,8 +257,12 @@ async def test_submission_is_idempotent(dev_stack: Stack) -> None:
         policy=NO_CLOCK_POLICY,
     )
     maker = actor(order.officer)
-    first = await docket.submit(stack.client, order, submitted_by=maker, reference=stack.reference)
-    again = await docket.submit(stack.client, order, submitted_by=maker, reference=stack.reference)
+    first = await docket.submit(
+        stack.client, order, signer=signer(maker.id), reference=stack.reference
+    )
+    again = await docket.submit(
+        stack.client, order, signer=signer(maker.id), reference=stack.reference
+    )
     assert first.created and not again.created
     assert (again.request_id, again.run_id) == (first.request_id, first.run_id)
 
@@ -255,19 +270,23 @@ async def test_submission_is_idempotent(dev_stack: Stack) -> None:
         update={"statement_of_reasons": order.statement_of_reasons + " Amended."}
     )
     with pytest.raises(docket.SubmissionConflict) as info:
-        await docket.submit(stack.client, changed, submitted_by=maker, reference=stack.reference)
+        await docket.submit(
+            stack.client, changed, signer=signer(maker.id), reference=stack.reference
+        )
     assert first.request_id in str(info.value) and "different request" in str(info.value)
 
     await wait_for(stack.client, first.request_id, state="pending_approval")
-    await docket.send_command(
-        stack.client, first.request_id, Withdraw(actor=maker, reason="Filed by mistake")
-    )
+    await issue(stack.client, first.request_id, Withdraw(actor=maker, reason="Filed by mistake"))
     await docket.result(stack.client, first.request_id)
     # after it closed: the same payload still attaches (no second run), a different one conflicts
-    closed = await docket.submit(stack.client, order, submitted_by=maker, reference=stack.reference)
+    closed = await docket.submit(
+        stack.client, order, signer=signer(maker.id), reference=stack.reference
+    )
     assert not closed.created and closed.run_id == first.run_id
     with pytest.raises(docket.SubmissionConflict):
-        await docket.submit(stack.client, changed, submitted_by=maker, reference=stack.reference)
+        await docket.submit(
+            stack.client, changed, signer=signer(maker.id), reference=stack.reference
+        )
     runs = [w async for w in stack.client.list_workflows(f"WorkflowId = '{first.request_id}'")]
     assert len(runs) <= 1  # visibility may lag, but never shows a second run
     timeline = await docket.timeline(stack.client, first.request_id)

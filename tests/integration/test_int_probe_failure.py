@@ -6,14 +6,14 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
-from docket_harness import Stack, actor, make_order, wait_for
+from docket_harness import Stack, identities, make_order, signer, wait_for
 from temporalio.client import Client
 
 from activities.platform import PlatformActivities
 from audit.writer import AuditWriter
 from docket import temporal_names as names
 from docket import worker_setup as docket_worker
-from docket.client import start_input
+from docket.client import signed_submission
 from docket.reference import ReferenceData
 from docket.validation import workflow_id_for
 
@@ -33,11 +33,15 @@ async def test_failed_probes_are_probe_error_evidence(dev_stack: Stack, tmp_path
         platforms=PlatformActivities({}),
         writer=AuditWriter(tmp_path),
         reference=lambda: reference,
+        trust=lambda: identities().trust,
         task_queue=QUEUE,
     )
     async with worker:
         await client.start_workflow(
-            names.WORKFLOW_NAME, start_input(order, actor(order.officer)), id=rid, task_queue=QUEUE
+            names.WORKFLOW_NAME,
+            signed_submission(order, signer(order.officer)).model_dump(),
+            id=rid,
+            task_queue=QUEUE,
         )
         status = await wait_for(client, rid, state="pending_approval")
         timeline = await client.get_workflow_handle(rid).query("timeline")

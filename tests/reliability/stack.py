@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from docket_harness import fast_reference
+from docket_harness import fast_reference, identities, roster, signer
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
@@ -39,7 +39,7 @@ def new_secret(label: str = "rel") -> str:
 
 
 def actor(actor_id: str) -> Actor:
-    return default_reference().actor(actor_id)
+    return roster().actor(actor_id)
 
 
 def endpoint(
@@ -93,7 +93,7 @@ async def submit(client: Client, order: Order, *, maker: str | None = None) -> s
     sub = await docket.submit(
         client,
         order,
-        submitted_by=actor(maker or order.officer),
+        signer=signer(maker or order.officer),
         reference=default_reference(),
     )
     return sub.request_id
@@ -116,6 +116,7 @@ async def running_worker(
         platforms=platforms,
         writer=writer,
         reference=lambda: reference,
+        trust=lambda: identities().trust,
         task_queue=task_queue,
     )
     try:

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from docket_harness import issue
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
@@ -142,9 +143,7 @@ def counters(sim: PlatformSimulator) -> dict[str, Any]:
 
 async def approve(client: Client, rid: str) -> None:
     await wait_state(client, rid, "pending_approval")
-    await docket.send_command(
-        client, rid, Approve(actor=actor("tran.thi.binh"), reason="Checked; send it")
-    )
+    await issue(client, rid, Approve(actor=actor("tran.thi.binh"), reason="Checked; send it"))
 
 
 async def delivery_attempt(client: Client, rid: str) -> tuple[int, str]:
@@ -212,7 +211,7 @@ async def test_platform_down_beyond_the_retry_budget_lands_in_delivery_failed(
         await approve(rel_client, rid)
         status = await assert_delivery_failed(rel_client, rid, audit_dir, "HTTP 503")
         assert status["allowed"] == ["retry_delivery", "withdraw"]
-        receipt = await docket.send_command(
+        receipt = await issue(
             rel_client, rid, Withdraw(actor=actor("nguyen.van.an"), reason="Platform is down")
         )
         assert receipt.outcome == "withdrawn"
@@ -309,7 +308,7 @@ async def test_wrong_signature_is_permanent_and_a_fixed_worker_retries_it(
     # The operator fixes the worker's secret (its environment) and retries the delivery.
     right = {PLATFORM: endpoint(ref, sim.base_url(PLATFORM), sim_secret)}
     async with running_worker(rel_client, queue, right, audit_dir):
-        receipt = await docket.send_command(
+        receipt = await issue(
             rel_client,
             rid,
             RetryDelivery(actor=actor("ops.on.call"), reason="Worker secret rotated"),

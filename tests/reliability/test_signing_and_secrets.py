@@ -12,6 +12,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from docket_harness import issue
 from temporalio.client import Client
 
 from docket import client as docket
@@ -139,9 +140,7 @@ async def test_the_secret_is_nowhere_in_history_memo_search_attributes_or_audit(
     async with running_worker(rel_client, queue, eps, audit_dir):
         rid = await submit(rel_client, make_order(sim, ["remove--secret-scan"]))
         await wait_state(rel_client, rid, "pending_approval")
-        await docket.send_command(
-            rel_client, rid, Approve(actor=actor("tran.thi.binh"), reason="Send it")
-        )
+        await issue(rel_client, rid, Approve(actor=actor("tran.thi.binh"), reason="Send it"))
         await wait_state(rel_client, rid, "monitoring", "closed", timeout=60)
         described = await rel_client.get_workflow_handle(rid).describe()
         status = await docket.status(rel_client, rid)

@@ -20,12 +20,14 @@ from typing import Any
 
 import pytest
 from docket_harness import (
+    CNAM_APPROVER,
     CNAM_OFFICER,
     actions,
     actor,
     audit_entries,
     fast_reference,
     is_running,
+    issue,
     liaison,
     make_order,
     path,
@@ -48,9 +50,11 @@ from docket.models import (
     Acknowledge,
     Approve,
     Close,
+    Command,
     Escalate,
     ItemEffect,
     ProvideInfo,
+    Receipt,
     ReportEffect,
     RequestInfo,
     Withdraw,
@@ -101,17 +105,20 @@ class Run:
             built,
             self.reference,
             submitted_by=submitted_by,
+            now=await self.env.get_current_time(),
         )
         self.started.append(rid)
         await wait_for(self.client, rid, state="pending_approval")
         return rid
 
-    async def approve(self, rid: str) -> dict[str, Any]:
+    async def issue(self, rid: str, cmd: Command) -> Receipt:
+        """Send `cmd` signed at the test server's time (it runs ahead of the wall clock)."""
+        return await issue(self.client, rid, cmd, now=await self.env.get_current_time())
+
+    async def approve(self, rid: str, approver: str = "tran.thi.binh") -> dict[str, Any]:
         await self.sync_sim_clock()
-        await docket.send_command(
-            self.client,
-            rid,
-            Approve(actor=actor("tran.thi.binh"), reason="Checked against the legal basis"),
+        await self.issue(
+            rid, Approve(actor=actor(approver), reason="Checked against the legal basis")
         )
         return await wait_for(self.client, rid, state="awaiting_ack")
 
@@ -201,8 +208,7 @@ def removed(item_id: str, effect: str = "removed_globally", **kw: Any) -> ItemEf
 
 
 async def report_effect(r: Run, rid: str, *effects: ItemEffect) -> None:
-    await docket.send_command(
-        r.client,
+    await r.issue(
         rid,
         ReportEffect(
             actor=liaison("facebook"),
@@ -257,8 +263,7 @@ async def test_no_answer_second_notice_then_unresponsive(run: Run) -> None:
     assert sa.get(names.REQUEST_STATE.name) == "unresponsive"
     assert sa.get(names.DUE_AT.name) is None  # no clock runs once unresponsive
 
-    await docket.send_command(
-        r.client,
+    await r.issue(
         rid,
         Escalate(actor=actor("tran.thi.binh"), reason="No answer after the second notice"),
     )
@@ -294,8 +299,7 @@ async def test_effect_within_sla_verified_monitored_and_closed_complied(run: Run
     r = run
     rid = await r.submit(["remove.410--gone", "remove.451--blocked"], policy="VN-C38-2016")
     await r.approve(rid)
-    receipt = await docket.send_command(
-        r.client,
+    receipt = await r.issue(
         rid,
         Acknowledge(actor=liaison("facebook"), reason="Received; under review"),
     )
@@ -360,9 +364,7 @@ async def test_acknowledged_without_effect_goes_overdue(run: Run) -> None:
     r = run
     rid = await r.submit(["remove--never-acted-on"], policy="VN-C38-2016")
     await r.approve(rid)
-    await docket.send_command(
-        r.client, rid, Acknowledge(actor=liaison("facebook"), reason="Received")
-    )
+    await r.issue(rid, Acknowledge(actor=liaison("facebook"), reason="Received"))
     status = await wait_for(r.client, rid, state="acknowledged")
     timeline = await r.timeline(rid)
     received = entry(timeline, "delivered")["docket"]["data"]["received_at"]
@@ -382,8 +384,7 @@ async def test_acknowledged_without_effect_goes_overdue(run: Run) -> None:
     effect_timers = [d for s, d in timers(await r.history(rid)) if s == "SLA: effect"]
     assert len(effect_timers) == 1 and near(effect_timers[0], 24 * HOUR), effect_timers
 
-    await docket.send_command(
-        r.client,
+    await r.issue(
         rid,
         Escalate(actor=actor("tran.thi.binh"), reason="Acknowledged but nothing done"),
     )
@@ -412,8 +413,7 @@ async def test_recheck_finds_content_back_disputed(run: Run) -> None:
     assert near(ts(recheck) - ts(entry(timeline, "verified")), DAY)
     assert (await r.search_attributes(rid)).get(names.REQUEST_STATE.name) == "disputed"
 
-    await docket.send_command(
-        r.client,
+    await r.issue(
         rid,
         Close(actor=actor("ops.on.call"), reason="Closed with the disagreement on record"),
     )
@@ -461,7 +461,7 @@ async def test_dsa_article_9_has_no_deadline_but_counts_in_medians(run: Run) -> 
         scope=("IE",),
         category="false_information",
     )
-    status = await r.approve(rid)
+    status = await r.approve(rid, CNAM_APPROVER)  # the Irish regulator's own approver
     assert status["due_at"] is None
     sa = await r.search_attributes(rid)
     assert sa.get(names.DUE_AT.name) is None
@@ -470,9 +470,7 @@ async def test_dsa_article_9_has_no_deadline_but_counts_in_medians(run: Run) -> 
     await r.sleep(3 * DAY)
     status = await docket.status(r.client, rid)
     assert (status["state"], status["sla_breached"]) == ("awaiting_ack", False)
-    await docket.send_command(
-        r.client, rid, Acknowledge(actor=liaison("facebook"), reason="Received")
-    )
+    await r.issue(rid, Acknowledge(actor=liaison("facebook"), reason="Received"))
     status = await wait_for(r.client, rid, state="acknowledged")
     assert status["due_at"] is None
     r.sim.advance(5)
@@ -510,16 +508,12 @@ async def test_a_notice_the_platform_refuses_does_not_fail_the_run(run: Run) -> 
     r = run
     rid = await r.submit(["ignore--asked-by-hand"], policy="VN-C38-2016")
     await r.approve(rid)
-    await docket.send_command(
-        r.client, rid, Acknowledge(actor=liaison("facebook"), reason="Received")
-    )
-    await docket.send_command(
-        r.client,
+    await r.issue(rid, Acknowledge(actor=liaison("facebook"), reason="Received"))
+    await r.issue(
         rid,
         RequestInfo(actor=liaison("facebook"), reason="By e-mail", question="Which article?"),
     )
-    receipt = await docket.send_command(
-        r.client,
+    receipt = await r.issue(
         rid,
         ProvideInfo(actor=actor("nguyen.van.an"), reason="Answered", answer="Art. 5(1)(a)"),
     )
@@ -539,8 +533,6 @@ async def test_a_notice_the_platform_refuses_does_not_fail_the_run(run: Run) -> 
         in failed[0].activity_task_failed_event_attributes.failure.message
     )
     assert await is_running(r.client, rid)
-    await docket.send_command(
-        r.client, rid, Withdraw(actor=actor("nguyen.van.an"), reason="Resolved by phone")
-    )
+    await r.issue(rid, Withdraw(actor=actor("nguyen.van.an"), reason="Resolved by phone"))
     result = await r.finish(rid)
     assert (result.state, result.outcome) == ("closed", "withdrawn")
