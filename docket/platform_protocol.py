@@ -493,7 +493,7 @@ class PlatformItemEffect(_Received):
     platform_ref: Line | None = Field(
         default=None, description="the platform's own reference of the decision"
     )
-    uploader_notified: bool = False
+    uploader_notified: bool = Field(default=False, strict=True)
     reinstated_at: Timestamp | None = Field(
         default=None, description="set when the item was reinstated after a reinstatement notice"
     )
