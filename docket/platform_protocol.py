@@ -697,12 +697,25 @@ class ConformanceContent(_Received):
     url: str = Field(description="the page's public URL; probe it as an anonymous visitor")
 
 
+# v1 signatures do not cover the path: two identical action bodies signed in the same second
+# would share a signature (a replay). A unique action_id keeps every action's signature unique.
+ActionId = Annotated[
+    str | None,
+    Field(
+        description="unique per action (the kit sets it): makes the signed body unique",
+        json_schema_extra={"pattern": NOTICE_ID_PATTERN},
+    ),
+]
+
+
 class AcknowledgeAction(_Sent):
     action: Literal["acknowledge"]
+    action_id: ActionId = None
 
 
 class RequestInfoAction(_Sent):
     action: Literal["request_info"]
+    action_id: ActionId = None
     question: Text = Field(min_length=1)
 
 
@@ -710,6 +723,7 @@ class DecideAction(_Sent):
     """Decide one item as the platform's staff would; the content page changes accordingly."""
 
     action: Literal["decide"]
+    action_id: ActionId = None
     item_id: str = Field(pattern=ITEM_ID_PATTERN)
     effect: Effect
     restricted_in: list[str] = Field(
@@ -727,6 +741,7 @@ class DecideAction(_Sent):
 
 class ReinstateAction(_Sent):
     action: Literal["reinstate"]
+    action_id: ActionId = None
     item_id: str = Field(pattern=ITEM_ID_PATTERN)
 
 
