@@ -20,7 +20,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.platform import PlatformActivities, PlatformEndpoint
-from docket.models import ItemEffect, Order
+from docket.models import ItemEffect
 from docket.platform_protocol import Notice, PlatformFailure, PollResult
 from docket.signing import SIGNATURE_HEADER, signed_response_headers
 from platform_sim.scenarios import markers_for
@@ -391,4 +391,3 @@ def test_docket_orders_are_valid_wire_orders() -> None:
 
     order = sample_order("req-x", ["https://www.facebook.com/p/1"])
     assert check_body("OrderPayload", order.model_dump(mode="json")) == []
-    assert Order  # the models the wire mirrors (content_type, ids, lengths)
