@@ -215,6 +215,7 @@ def _paths() -> dict[str, Any]:
                     ("400", _error("the body is not JSON")),
                     ("404", _error("unknown ticket")),
                     ("409", _error("Idempotency-Key already used with a different notice")),
+                    ("413", _error("body over 1 MiB")),
                     (
                         "422",
                         _error(
@@ -258,7 +259,9 @@ def _paths() -> dict[str, Any]:
                 "requestBody": {"required": True, "content": _json("ConformanceContentRequest")},
                 "responses": _signed_errors(
                     ("201", _ok("the page exists", "ConformanceContent")),
+                    ("400", _error("the body is not JSON")),
                     ("404", _error("no hooks: not a test environment")),
+                    ("413", _error("body over 1 MiB")),
                     ("422", _error("invalid body")),
                 ),
             }
@@ -275,7 +278,9 @@ def _paths() -> dict[str, Any]:
                 "requestBody": {"required": True, "content": _json("ConformanceAction")},
                 "responses": _signed_errors(
                     ("200", _ok("done; the order's status now", "PlatformStatus")),
+                    ("400", _error("the body is not JSON")),
                     ("404", _error("unknown ticket, or no hooks")),
+                    ("413", _error("body over 1 MiB")),
                     ("422", _error("invalid action (unknown item, impossible in this state)")),
                 ),
             }

@@ -469,7 +469,9 @@ class PlatformItemEffect(_Received):
         json_schema_extra={"required": ["item_id", "effect"], "allOf": _effect_rules()}
     )
 
-    item_id: str = Field(description="an item_id of the order")
+    item_id: str = Field(
+        description="an item_id of the order", json_schema_extra={"pattern": ITEM_ID_PATTERN}
+    )
     effect: Effect | None = Field(description="null while pending")
     restricted_in: list[str] = Field(
         default_factory=list,

@@ -124,11 +124,14 @@ def check_body(name: str, body: bytes | Any) -> list[Problem]:
             return [Problem("(body)", f"not JSON: {exc}")]
     else:
         value = body
-    problems: list[Problem] = []
+    found: dict[str, tuple[int, str]] = {}  # one problem per place: the most telling one
     for error in sorted(_validator(name).iter_errors(value), key=lambda e: list(e.path)):
         for leaf in _leaves(error):
-            problems.append(Problem(_where(leaf), _message(leaf)))
-    return problems
+            rank = 0 if leaf.validator == "format" else 1
+            where = _where(leaf)
+            if where not in found or rank < found[where][0]:
+                found[where] = (rank, _message(leaf))
+    return [Problem(where, message) for where, (_, message) in found.items()]
 
 
 __all__ = [

@@ -186,6 +186,13 @@ class _Handler(BaseHTTPRequestHandler):
     def do_DELETE(self) -> None:
         self._dispatch()
 
+    def __getattr__(self, name: str) -> Any:
+        # Any other method (PATCH, TRACE, QUERY, ...) is routed too: 405 on an API path,
+        # never the stdlib's 501 (a server error for a client's mistake).
+        if name.startswith("do_"):
+            return self._dispatch
+        raise AttributeError(name)
+
     # -- routing -------------------------------------------------------------------------
 
     def _route(self) -> None:
@@ -228,18 +235,23 @@ class _Handler(BaseHTTPRequestHandler):
             self._conformance(platform, method, rest[2:], body)
             return
         api = rest[2:]
-        if api == [] and method == "POST":
+        allowed = "POST" if len(api) != 1 else "GET"
+        if len(api) > 2 or (len(api) == 2 and api[1] != "notices"):
+            raise SimError(404, f"no route for {method} {url.path}")
+        if method != allowed:
+            raise SimError(405, f"{method} is not allowed here (allowed: {allowed})")
+        if api and not _TICKET_RE.match(api[0]):
+            raise SimError(404, f"unknown ticket {api[0][:100]!r}")
+        if api == []:
             if not key:
                 raise SimError(400, "Idempotency-Key header is required")
             status, ticket = sim.engine.submit(platform, key, _json_body(body))
             self._json(status, ticket)
-        elif len(api) == 1 and method == "GET" and _TICKET_RE.match(api[0]):
+        elif len(api) == 1:
             self._json(200, sim.engine.status(platform, api[0]))
-        elif len(api) == 2 and api[1] == "notices" and method == "POST":
+        else:
             status, receipt = sim.engine.notice(platform, api[0], key, _json_body(body))
             self._json(status, receipt)
-        else:
-            raise SimError(405 if len(api) <= 2 else 404, f"no route for {method} {url.path}")
 
     def _authenticate(
         self, platform: str, secret: bytes, method: str, body: bytes, key: str | None
