@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 import orjson
+from pydantic import ValidationError
 
 from docket.platform_protocol import (
     CONTRACT_VERSION,
@@ -201,7 +202,7 @@ class Kit:
         if ctype.split(";", 1)[0].strip().lower() != "application/json":
             check.fail(
                 f"HTTP {status} to {where}: Content-Type {ctype or '(none)'!r}, the contract "
-                f"says application/json with a {name} body"
+                f"says application/json (schema {name})"
             )
             return
         problems = contract.check_body(name, response.content)
@@ -317,7 +318,12 @@ class Kit:
 
     def status(self, ticket: str) -> PlatformStatus:
         response = self.call("GET", "/v1/requests/{ticket}", f"/v1/requests/{ticket}", expect=200)
-        return PlatformStatus.model_validate_json(response.content)
+        try:
+            return PlatformStatus.model_validate_json(response.content)
+        except ValidationError as exc:
+            assert self._check is not None
+            self._check.fail(f"the status answer cannot be read: {exc.errors()[0]['msg']}")
+            raise _Stop from None
 
     def act(self, ticket: str, action: dict[str, Any], expect: int = 200) -> httpx.Response:
         self._serial += 1
@@ -407,7 +413,8 @@ class Kit:
             "response-signing": self.response_signing,
         }
         for name in SCENARIOS:
-            if name == "discovery" or only is None or name in only:
+            # discovery and markers are what the other scenarios build on: always run
+            if name in ("discovery", "markers") or only is None or name in only:
                 try:
                     steps[name]()
                 except _Stop:  # a setup step failed; it is in the report
@@ -456,7 +463,11 @@ class Kit:
             response = self.call("GET", "/v1/markers", "/v1/markers", expect=200)
             if c.status == "fail":
                 return
-            published = MarkerList.model_validate_json(response.content)
+            try:
+                published = MarkerList.model_validate_json(response.content)
+            except ValidationError as exc:
+                c.fail(f"the markers cannot be read: {exc.errors()[0]['msg']}")
+                return
             self.markers = MarkerSet(
                 version=published.version,
                 removed=published.removed,
