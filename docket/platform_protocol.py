@@ -687,7 +687,7 @@ class ConformanceContentRequest(_Sent):
     name: str = Field(
         default="content",
         description="a label for the page (letters, digits, '-')",
-        json_schema_extra={"pattern": r"^[a-z0-9][a-z0-9-]{0,39}$"},
+        pattern=r"^[a-z0-9][a-z0-9-]{0,39}$",
     )
 
 
@@ -702,11 +702,8 @@ class ConformanceContent(_Received):
 # v1 signatures do not cover the path: two identical action bodies signed in the same second
 # would share a signature (a replay). A unique action_id keeps every action's signature unique.
 ActionId = Annotated[
-    str | None,
-    Field(
-        description="unique per action (the kit sets it): makes the signed body unique",
-        json_schema_extra={"pattern": NOTICE_ID_PATTERN},
-    ),
+    Annotated[str, Field(pattern=NOTICE_ID_PATTERN)] | None,
+    Field(description="unique per action (the kit sets it): makes the signed body unique"),
 ]
 
 
@@ -728,9 +725,8 @@ class DecideAction(_Sent):
     action_id: ActionId = None
     item_id: str = Field(pattern=ITEM_ID_PATTERN)
     effect: Effect
-    restricted_in: list[str] = Field(
-        default_factory=list,
-        json_schema_extra={"items": {"type": "string", "pattern": COUNTRY_PATTERN}},
+    restricted_in: list[Annotated[str, Field(pattern=COUNTRY_PATTERN)]] = Field(
+        default_factory=list
     )
     reason: Reason | None = None
     question: Text | None = None
