@@ -307,3 +307,28 @@ def test_the_document_loads_as_openapi_and_lists_every_operation() -> None:
             "POST /v1/conformance/requests/{ticket}/actions",
         ]
     )
+
+
+def test_response_signing_known_answer_and_domain_separation() -> None:
+    """The worked example of docs/platform-protocol.md, and a response signature can never
+    pass as a request signature (or the reverse)."""
+    from docket.signing import SignatureError, sign, sign_response, verify, verify_response
+
+    secret = b"example-secret"
+    request_signature = sign(secret, 1767225600, b'{"request_id":"req-x"}')
+    assert request_signature == (
+        "sha256=f0d1ab80bb4c74e875590b9e2369648908158440d8577300851642ccb94832be"
+    )
+    body = b'{"ticket":"FA-1","received_at":"2026-01-01T00:00:01Z"}'
+    answer = sign_response(secret, 1767225601, request_signature, body)
+    assert answer == "sha256=90310a90d361fec3e69f81d578aca05eb4ef6b46249304e49e165a09d70345e5"
+    doc = (ROOT / "docs" / "platform-protocol.md").read_text(encoding="utf-8")
+    assert request_signature.removeprefix("sha256=") in doc and answer in doc
+    verify_response(secret, "1767225601", answer, request_signature, body, 1767225601)
+    with pytest.raises(SignatureError, match="signature mismatch"):
+        verify(secret, "1767225601", answer, body, 1767225601)  # not a request signature
+    other_request = sign(secret, 1767225600, b'{"request_id":"req-y"}')
+    with pytest.raises(SignatureError, match="signature mismatch"):
+        verify_response(secret, "1767225601", answer, other_request, body, 1767225601)
+    with pytest.raises(SignatureError, match="stale timestamp"):
+        verify_response(secret, "1767225601", answer, request_signature, body, 1767226000)
