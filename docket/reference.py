@@ -72,6 +72,13 @@ class Platform(RefModel):
     api: bool = True
     poll_interval: Duration = timedelta(seconds=30)
     markers: MarkerSet
+    # Probe the content URLs from `control` when the request is filed, before approval (the
+    # baseline later probes are compared with). Off for a platform that must not see any
+    # traffic about an order before it is approved (docs/platform-protocol.md, "Traffic").
+    baseline_probes: bool = True
+    # Refuse API answers without a valid response signature (contract 1.1). Off: unsigned
+    # answers are accepted and recorded as not authenticated.
+    require_signed_responses: bool = False
 
 
 class LegalBasis(RefModel):

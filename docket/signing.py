@@ -8,6 +8,13 @@ own clock, in either direction.
 
 v1 signs the timestamp and the body only: method and path are not covered (see
 docs/platform-protocol.md, "Known limits of v1").
+
+**Responses** (contract 1.1): a platform signs its answer to a signed request with the same
+secret and headers, over ``b"response." + f"{timestamp}.".encode() + request_signature + b"."
++ body``, where ``request_signature`` is the request's ``X-Docket-Signature`` value. The
+``response.`` prefix keeps a response signature from ever verifying as a request (a request's
+signed bytes start with a digit), and the request's signature binds the answer to the request
+it answers: an answer recorded for one request cannot be replayed as the answer to another.
 """
 
 from __future__ import annotations
@@ -53,6 +60,67 @@ def signed_headers(secret: bytes, body: bytes, now: int) -> dict[str, str]:
     return {TIMESTAMP_HEADER: str(now), SIGNATURE_HEADER: sign(secret, now, body)}
 
 
+def response_signing_input(timestamp: int, request_signature: str, body: bytes) -> bytes:
+    """The exact bytes a platform MACs for an answer: ``response.<ts>.<request sig>.<body>``."""
+    return b"response." + f"{timestamp}.".encode("ascii") + request_signature.encode() + b"." + body
+
+
+def sign_response(secret: bytes, timestamp: int, request_signature: str, body: bytes) -> str:
+    """``"sha256=<hex>"`` for an answer to the request that carried ``request_signature``."""
+    if not secret:
+        raise ValueError("signing secret must not be empty")
+    if timestamp < 0:
+        raise ValueError("timestamp must be a non-negative Unix time")
+    message = response_signing_input(timestamp, request_signature, body)
+    return SIGNATURE_PREFIX + hmac.new(secret, message, hashlib.sha256).hexdigest()
+
+
+def signed_response_headers(
+    secret: bytes, request_signature: str, body: bytes, now: int
+) -> dict[str, str]:
+    """Headers a platform sends with an answer: ``X-Docket-Timestamp``, ``X-Docket-Signature``."""
+    return {
+        TIMESTAMP_HEADER: str(now),
+        SIGNATURE_HEADER: sign_response(secret, now, request_signature, body),
+    }
+
+
+def verify_response(
+    secret: bytes,
+    timestamp: str | None,
+    signature: str | None,
+    request_signature: str,
+    body: bytes,
+    now: int,
+    window_seconds: int = DEFAULT_WINDOW_SECONDS,
+) -> None:
+    """Check an answer's signature (same reasons as :func:`verify`); None if valid."""
+    ts, given = _checked_headers(timestamp, signature, now, window_seconds)
+    expected = sign_response(secret, ts, request_signature, body)
+    if not hmac.compare_digest(expected.encode("ascii"), given.encode("ascii")):
+        raise SignatureError("signature mismatch")
+
+
+def _checked_headers(
+    timestamp: str | None, signature: str | None, now: int, window_seconds: int
+) -> tuple[int, str]:
+    """The timestamp and signature headers, well-formed and within the window."""
+    if timestamp is None or timestamp == "":
+        raise SignatureError("missing timestamp")
+    if signature is None or signature == "":
+        raise SignatureError("missing signature")
+    if not _TIMESTAMP_RE.match(timestamp):
+        raise SignatureError("malformed timestamp")
+    if not _SIGNATURE_RE.match(signature):
+        raise SignatureError("malformed signature")
+    ts = int(timestamp)
+    if now - ts > window_seconds:
+        raise SignatureError("stale timestamp")
+    if ts - now > window_seconds:
+        raise SignatureError("timestamp in the future")
+    return ts, signature
+
+
 def verify(
     secret: bytes,
     timestamp: str | None,
@@ -68,19 +136,7 @@ def verify(
     ``malformed signature``, ``stale timestamp``, ``timestamp in the future``,
     ``signature mismatch``.
     """
-    if timestamp is None or timestamp == "":
-        raise SignatureError("missing timestamp")
-    if signature is None or signature == "":
-        raise SignatureError("missing signature")
-    if not _TIMESTAMP_RE.match(timestamp):
-        raise SignatureError("malformed timestamp")
-    if not _SIGNATURE_RE.match(signature):
-        raise SignatureError("malformed signature")
-    ts = int(timestamp)
-    if now - ts > window_seconds:
-        raise SignatureError("stale timestamp")
-    if ts - now > window_seconds:
-        raise SignatureError("timestamp in the future")
+    ts, given = _checked_headers(timestamp, signature, now, window_seconds)
     expected = sign(secret, ts, body)
-    if not hmac.compare_digest(expected.encode("ascii"), signature.encode("ascii")):
+    if not hmac.compare_digest(expected.encode("ascii"), given.encode("ascii")):
         raise SignatureError("signature mismatch")

@@ -22,11 +22,20 @@ import html
 import re
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 
 from docket.platform_protocol import Effect, UtcDatetime
+from docket.text import check_text
 
 
 class Observation(StrEnum):
@@ -39,16 +48,34 @@ class Observation(StrEnum):
     LOGIN_WALL = "login_wall"
     NOT_FOUND = "not_found"
     PROBE_ERROR = "probe_error"
+    #: No vantage point is configured for that country: nothing was fetched.
+    NO_VANTAGE = "no_vantage"
 
 
 #: Observations that prove neither that the content is gone nor that it is up.
 INCONCLUSIVE: frozenset[Observation] = frozenset(
-    {Observation.LOGIN_WALL, Observation.NOT_FOUND, Observation.PROBE_ERROR}
+    {
+        Observation.LOGIN_WALL,
+        Observation.NOT_FOUND,
+        Observation.PROBE_ERROR,
+        Observation.NO_VANTAGE,
+    }
 )
 #: Observations that show the content is not reachable from the probing vantage.
 UNREACHABLE: frozenset[Observation] = frozenset(
     {Observation.REMOVED, Observation.GEO_RESTRICTED, Observation.LEGALLY_BLOCKED}
 )
+
+
+def _marker_text(value: str) -> str:
+    check_text(value)
+    if len(_normalise(value)) < 3:
+        # a one- or two-letter marker would be found on almost any page
+        raise ValueError("a marker needs at least 3 characters besides whitespace")
+    return value
+
+
+MarkerText = Annotated[str, Field(max_length=200), AfterValidator(_marker_text)]
 
 
 class MarkerSet(BaseModel):
@@ -60,10 +87,10 @@ class MarkerSet(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    version: str = Field(min_length=1)
-    removed: list[str] = Field(default_factory=list)
-    geo_restricted: list[str] = Field(default_factory=list)
-    login_wall: list[str] = Field(default_factory=list)
+    version: str = Field(min_length=1, max_length=64)
+    removed: list[MarkerText] = Field(default_factory=list, max_length=50)
+    geo_restricted: list[MarkerText] = Field(default_factory=list, max_length=50)
+    login_wall: list[MarkerText] = Field(default_factory=list, max_length=50)
 
 
 class Classification(BaseModel):
@@ -73,6 +100,12 @@ class Classification(BaseModel):
     marker: str = Field(description="what decided: 'removed:<text>@v3', 'status:451', ...")
     blocked_by: str | None = None
     inconclusive: bool
+
+
+VantageKind = Literal["direct", "proxy", "simulated", "none"]
+#: Fields added with real vantage points: left out of the JSON form while unset, so evidence
+#: recorded before them serializes (and hashes) exactly as it did.
+_VANTAGE_FIELDS = ("vantage_kind", "exit", "served_by")
 
 
 class Evidence(BaseModel):
@@ -95,6 +128,26 @@ class Evidence(BaseModel):
     error: str | None = None
     probed_at: UtcDatetime
     markers_version: str
+    vantage_kind: VantageKind | None = Field(
+        default=None,
+        description="how the vantage reached the content: 'proxy' (a per-country exit), "
+        "'direct' (the worker's own connection), 'simulated' (the simulator's header stand-in) "
+        "or 'none' (no vantage configured: nothing fetched)",
+    )
+    exit: str | None = Field(
+        default=None, description="the vantage's exit: its label, or the proxy (no credentials)"
+    )
+    served_by: str | None = Field(
+        default=None, description="the address the probe's connection reached (host:port)"
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_unset_vantage(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        for name in _VANTAGE_FIELDS:
+            if data.get(name) is None:
+                data.pop(name, None)
+        return data
 
 
 _LOGIN_PATH_RE = re.compile(

@@ -19,17 +19,24 @@ import orjson
 from pydantic import BaseModel, Field, ValidationError
 
 from docket.platform_protocol import (
+    AcknowledgeAction,
+    ConformanceAction,
+    DecideAction,
     Effect,
     Notice,
     NoticeReceipt,
     OrderPayload,
     PlatformItemEffect,
     PlatformStatus,
+    ReinstateAction,
+    RequestInfoAction,
     TicketResponse,
     TicketState,
+    check_wire,
 )
 from platform_sim.scenarios import (
     DEFAULT_DECLINE_REASON,
+    DEFAULT_ITEM_QUESTION,
     ItemScenario,
     PageTexts,
     PlatformScenario,
@@ -60,6 +67,7 @@ class ItemRecord(BaseModel):
     effect: Effect | None = None
     restricted_in: list[str] = Field(default_factory=list)
     reason: str | None = None
+    question: str | None = None
     effect_at: float | None = None
     reinstated_at: float | None = None
 
@@ -174,6 +182,7 @@ class Engine:
         self._api_calls: dict[str, int] = {}  # "<platform>\0<key>" -> calls (for fail_first)
         self._pending: set[str] = set()
         self._replay: dict[str, tuple[float, str | None]] = {}
+        self._test_content = 0
         if state_file is not None and state_file.exists():
             self._load(state_file)
 
@@ -228,6 +237,9 @@ class Engine:
             self._advance_ticket(self._tickets[ticket_id], now)
 
     def _advance_ticket(self, t: TicketRecord, now: float) -> None:
+        if not t.scenario.automatic:  # test mode: only the conformance hooks act
+            self._pending.discard(t.ticket)
+            return
         if t.status == "withdrawn":
             self._pending.discard(t.ticket)
             return
@@ -270,7 +282,8 @@ class Engine:
                 item.effect = "already_removed"
             else:
                 item.effect = "needs_more_info"
-                item.reason = sc.reason or "The URL does not identify a single piece of content."
+                item.reason = None
+                item.question = sc.reason or DEFAULT_ITEM_QUESTION
 
     def _content_record(self, platform: str, slug: str) -> ContentRecord:
         return self._content.setdefault(f"{platform}/{slug}", ContentRecord())
@@ -301,7 +314,7 @@ class Engine:
     def submit(self, platform: str, key: str, raw: Any) -> tuple[int, TicketResponse]:
         """POST /v1/requests: 201 new ticket, 200 idempotent repeat, or SimError."""
         try:
-            order = OrderPayload.model_validate(raw)
+            order = check_wire(OrderPayload, raw)
         except ValidationError as exc:
             raise SimError(422, f"invalid order: {_errors(exc)}") from exc
         if key != order.request_id:
@@ -366,32 +379,36 @@ class Engine:
             t = self._ticket(platform, ticket)
             self._flaky(platform, t.key, t.scenario)
             self.counters(platform).polls += 1
-            return PlatformStatus(
-                ticket=t.ticket,
-                status=t.status,
-                acknowledged_at=iso(t.acknowledged_at),
-                info_request=t.info_request,
-                items=[
-                    PlatformItemEffect(
-                        item_id=i.item_id,
-                        effect=i.effect,
-                        restricted_in=i.restricted_in,
-                        reason=i.reason,
-                        effect_at=iso(i.effect_at),
-                        platform_ref=f"{t.ticket}/{i.item_id}" if i.effect else None,
-                        uploader_notified=i.effect in ("removed_globally", "restricted"),
-                        reinstated_at=iso(i.reinstated_at),
-                    )
-                    for i in t.items
-                ],
-            )
+            return self._status(t)
+
+    def _status(self, t: TicketRecord) -> PlatformStatus:
+        return PlatformStatus(
+            ticket=t.ticket,
+            status=t.status,
+            acknowledged_at=iso(t.acknowledged_at),
+            info_request=t.info_request,
+            items=[
+                PlatformItemEffect(
+                    item_id=i.item_id,
+                    effect=i.effect,
+                    restricted_in=i.restricted_in,
+                    reason=i.reason,
+                    question=i.question,
+                    effect_at=iso(i.effect_at),
+                    platform_ref=f"{t.ticket}/{i.item_id}" if i.effect else None,
+                    uploader_notified=i.effect in ("removed_globally", "restricted"),
+                    reinstated_at=iso(i.reinstated_at),
+                )
+                for i in t.items
+            ],
+        )
 
     def notice(
         self, platform: str, ticket: str, key: str | None, raw: Any
     ) -> tuple[int, NoticeReceipt]:
         """POST /v1/requests/{ticket}/notices: 202 accepted, 200 idempotent repeat."""
         try:
-            notice = Notice.model_validate(raw)
+            notice = check_wire(Notice, raw)
         except ValidationError as exc:
             raise SimError(422, f"invalid notice: {_errors(exc)}") from exc
         if key is not None and notice.notice_id is not None and key != notice.notice_id:
@@ -471,6 +488,104 @@ class Engine:
                     rec.state = "available"
                     rec.changed_at = now
                     rec.ticket = t.ticket
+
+    # -- conformance hooks (test mode) --------------------------------------------------
+
+    def act(self, platform: str, ticket: str, action: ConformanceAction) -> PlatformStatus:
+        """POST /v1/conformance/requests/{ticket}/actions: act now, as the platform's staff.
+
+        The ticket stops following its scenario's timers: from here on only actions and
+        notices change it."""
+        with self._lock:
+            now = self.clock.now()
+            self._advance(now)
+            t = self._ticket(platform, ticket)
+            if t.status == "withdrawn":
+                raise SimError(422, "the order was withdrawn: nothing more happens to it")
+            t.scenario = t.scenario.model_copy(update={"automatic": False})
+            self._pending.discard(t.ticket)
+            step = action.root
+            if isinstance(step, AcknowledgeAction):
+                self._acknowledge(t, now)
+            elif isinstance(step, RequestInfoAction):
+                self._acknowledge(t, now)
+                t.status = "info_requested"
+                t.info_request = step.question
+            elif isinstance(step, DecideAction):
+                self._decide_one(t, step, now)
+            elif isinstance(step, ReinstateAction):
+                item = self._item(t, step.item_id)
+                if item.effect not in ("removed_globally", "restricted", "already_removed"):
+                    raise SimError(422, f"{item.item_id} was not removed or restricted")
+                item.reinstated_at = now
+                rec = self._content_record(t.platform, item.slug)
+                rec.state = "available"
+                rec.changed_at = now
+            self._save()
+            return self._status(t)
+
+    def new_test_content(self, platform: str, name: str) -> str:
+        """POST /v1/conformance/content: a fresh content slug (available, no scenario tokens)."""
+        with self._lock:
+            self._test_content += 1
+            slug = f"kit-{name.replace('--', '-')}-{self._test_content}-{os.urandom(4).hex()}"
+            self._content_record(platform, slug)
+            self._save()
+            return slug
+
+    @staticmethod
+    def _acknowledge(t: TicketRecord, now: float) -> None:
+        if t.acknowledged_at is None:
+            t.acknowledged_at = now
+            t.ack_at = now
+        if t.status == "received":
+            t.status = "acknowledged"
+
+    @staticmethod
+    def _item(t: TicketRecord, item_id: str) -> ItemRecord:
+        for item in t.items:
+            if item.item_id == item_id:
+                return item
+        raise SimError(422, f"unknown item id {item_id!r}")
+
+    def _decide_one(self, t: TicketRecord, step: DecideAction, now: float) -> None:
+        item = self._item(t, step.item_id)
+        effect = step.effect
+        try:
+            check_wire(
+                PlatformItemEffect,
+                {
+                    "item_id": item.item_id,
+                    "effect": effect,
+                    "restricted_in": step.restricted_in,
+                    "reason": step.reason,
+                    "question": step.question,
+                },
+            )
+        except ValidationError as exc:
+            raise SimError(422, f"invalid decision: {_errors(exc)}") from exc
+        self._acknowledge(t, now)
+        item.effect = effect
+        item.restricted_in = list(step.restricted_in)
+        item.reason = step.reason
+        item.question = step.question
+        item.effect_at = now
+        item.reinstated_at = None
+        if effect in ("removed_globally", "restricted", "already_removed"):
+            item.scenario = item.scenario.model_copy(
+                update={
+                    "view": "geo" if effect == "restricted" else step.view,
+                    "liar": False,
+                    "resurface_after_probes": None,
+                    "resurface_after_seconds": None,
+                    "probe_failures": 0,
+                    "restricted_in": list(step.restricted_in) or None,
+                }
+            )
+            self._remove_content(t, item, now)
+        if all(i.effect is not None for i in t.items) and t.status != "info_requested":
+            t.status = "decided"
+            t.decided_at = now
 
     # -- content URLs --------------------------------------------------------------------
 

@@ -39,6 +39,7 @@ DEFAULT_INFO_REQUEST = (
     "Please provide the decision of the competent authority and the exact provision "
     "each item is said to breach."
 )
+DEFAULT_ITEM_QUESTION = "The URL does not identify a single piece of content: which post is meant?"
 DEFAULT_DECLINE_REASON = (
     "After review, the content does not violate our Community Standards or the cited law; "
     "no action taken."
@@ -120,6 +121,11 @@ class PlatformScenario(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = "comply"
+    automatic: bool = Field(
+        default=True,
+        description="false: the platform does nothing on its own; only the conformance hooks "
+        "(POST /v1/conformance/requests/{ticket}/actions) make it act",
+    )
     acknowledge: bool = True
     ack_after_second_notice: bool = False
     ack_delay: float = Field(default=1.0, ge=0)
@@ -135,7 +141,7 @@ class PlatformScenario(BaseModel):
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> PlatformScenario:
-        """A named preset: comply, partial, decline, ignore, slow_ack, flaky, info, late."""
+        """A named preset: comply, partial, decline, ignore, slow_ack, flaky, info, late, manual."""
         base: dict[str, Any] = {"name": name}
         if name == "comply":
             pass
@@ -153,6 +159,8 @@ class PlatformScenario(BaseModel):
             base["info_request"] = DEFAULT_INFO_REQUEST
         elif name == "late":
             base["ack_after_second_notice"] = True
+        elif name == "manual":
+            base["automatic"] = False
         else:
             raise ValueError(f"unknown scenario preset {name!r}")
         base.update(overrides)
@@ -168,6 +176,7 @@ PRESETS: tuple[str, ...] = (
     "flaky",
     "info",
     "late",
+    "manual",
 )
 
 

@@ -70,7 +70,9 @@ async def test_deliver_poll_and_retry_is_idempotent(
     order = sample_order("req-act-1", [sim.content_url("facebook", "a1")])
     first = await run(acts.deliver_order, "facebook", order)
     retry = await run(acts.deliver_order, "facebook", order)
-    assert first == retry
+    assert (first.ticket, first.received_at) == (retry.ticket, retry.received_at)
+    assert (first.http_status, retry.http_status) == (201, 200)
+    assert first.authenticated == retry.authenticated == "hmac-sha256"
     assert first.received_at.tzinfo is not None
     s = deliveries(sim)
     assert s["deliveries"] == {"req-act-1": 1}
@@ -93,7 +95,8 @@ async def test_notices_are_idempotent(sim: PlatformSimulator, acts: PlatformActi
     # No notice_id: the key is derived from the activity's identity, stable across retries.
     receipt = await run(acts.send_notice, "facebook", ticket, notice)
     again = await run(acts.send_notice, "facebook", ticket, notice)
-    assert receipt == again
+    assert receipt.model_dump(exclude={"http_status"}) == again.model_dump(exclude={"http_status"})
+    assert (receipt.http_status, again.http_status) == (202, 200)
     assert receipt.kind == "info_provided"
     s = deliveries(sim)
     assert s["notices"] == {"info_provided": 1}
@@ -193,6 +196,10 @@ class _Odd(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.do_GET()
+
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
@@ -207,13 +214,21 @@ def odd_server() -> Iterator[str]:
     server.server_close()
 
 
-async def test_malformed_responses_are_retryable(odd_server: str) -> None:
+async def test_malformed_answers_to_polls_are_final_and_to_posts_retried(odd_server: str) -> None:
+    """A malformed poll answer goes straight to the workflow (the next poll asks again); a
+    malformed answer to a delivery is retried (the repeat is idempotent)."""
     for suffix in ("shape", "html"):
         base = f"{odd_server}/{suffix}"
         acts = PlatformActivities(
             {"facebook": PlatformEndpoint(base, SECRET, markers_for("facebook"))}
         )
         err = await expect_error(acts.poll_platform, "facebook", suffix)
+        assert err.type == "MalformedResponse"
+        assert err.non_retryable
+        assert err.details[0]["http_status"] == 200
+        err = await expect_error(
+            acts.deliver_order, "facebook", sample_order("req-odd", ["http://h/facebook/content/x"])
+        )
         await acts.aclose()
         assert err.type == "MalformedResponse"
         assert not err.non_retryable
