@@ -19,6 +19,7 @@ Every value that comes from people or platforms goes through `_md`, which is
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -212,7 +213,7 @@ def details_markdown(
     platform = _md(_short_name(case.request.platform.name))
     title, head = _headline(case, state, platform)
     head += _deadlines(case, state, now or _last_transition_at(case), next_deadline)
-    allowed = allowed_triggers(state)
+    allowed = _allowed_now(state)
     if allowed:
         head.append(f"**Allowed now:** {', '.join(allowed)}")
     head += _situation(case, state)
@@ -220,6 +221,11 @@ def details_markdown(
     blocks.append([f"**Audit:** {case.chain.sequence} entries, head", f"`{case.chain.head_hash}`"])
     body = f"\n{_GAP}\n".join("\n".join(block) for block in blocks if block)
     return f"### {title}\n{body}"
+
+
+@functools.cache
+def _allowed_now(state: State) -> tuple[str, ...]:
+    return allowed_triggers(state)
 
 
 def _last_transition_at(case: Case) -> datetime | None:
@@ -308,9 +314,10 @@ def _items(case: Case) -> list[list[str]]:
     items = list(facts.items.values())
     verdicts = {i.item_id: i.verification(facts.vantages) for i in items}
     outcomes = case.item_outcomes()
+    undecided = _undecided(case)
     counts: dict[str, int] = {}
     for item in items:
-        key = _count_key(item, verdicts[item.item_id], outcomes[item.item_id])
+        key = _count_key(item, verdicts[item.item_id], outcomes[item.item_id], undecided)
         counts[key] = counts.get(key, 0) + 1
     blocks = [
         [
@@ -323,22 +330,36 @@ def _items(case: Case) -> list[list[str]]:
         rank = {Verification.CONTRADICTED: 0, Verification.UNVERIFIED: 1}
         listed = sorted(items, key=lambda i: rank.get(verdicts[i.item_id], 2))[:MAX_LISTED_ITEMS]
     for item in listed:
-        blocks.append(_item(item, verdicts[item.item_id], outcomes[item.item_id], facts.vantages))
+        verdict, outcome = verdicts[item.item_id], outcomes[item.item_id]
+        blocks.append(_item(item, verdict, outcome, facts.vantages, undecided))
     if len(listed) < len(items):
         blocks.append([f"… and {len(items) - len(listed)} more (the `status` query lists all)"])
     return blocks
 
 
-def _count_key(item: ItemRecord, verdict: Verification, outcome: str) -> str:
+def _count_key(item: ItemRecord, verdict: Verification, outcome: str, undecided: str) -> str:
     if item.reinstated:
         return "reinstated"
     if verdict is not Verification.NOT_APPLICABLE:
         return _VERDICT[verdict]
+    if item.effect is None:
+        return undecided
     return _words(outcome)
 
 
+def _undecided(case: Case) -> str:
+    """What an item without a platform decision is, given where the request is."""
+    if not case.closed:
+        return "waiting for the platform"
+    return "no response" if case.facts.received_at else "not sent"
+
+
 def _item(
-    item: ItemRecord, verdict: Verification, outcome: str, vantages: Sequence[str]
+    item: ItemRecord,
+    verdict: Verification,
+    outcome: str,
+    vantages: Sequence[str],
+    undecided: str,
 ) -> list[str]:
     head = f"**{_md(item.item_id)}** {_md(_words(item.category))}"
     claim = item.claim or {}
@@ -347,8 +368,8 @@ def _item(
         status = "reinstated after appeal"
     elif verdict is not Verification.NOT_APPLICABLE:
         status = f"**{_VERDICT[verdict]}**"
-    elif effect is None:
-        status = "waiting for the platform"
+    elif effect is None or effect == "needs_more_info":
+        status = undecided if effect is None else "the platform needs more information"
     else:
         status = _md(_words(outcome))
     lines = [f"{head} — {status}"]
@@ -358,9 +379,9 @@ def _item(
             said += f" in {_md(', '.join(claim['restricted_in']))}"
         if verdict is Verification.UNVERIFIED:
             said += " (not seen gone by our probes)"
-        if claim.get("reason") and effect not in GONE_CLAIMS:
-            said += f" — “{_md(_cut(str(claim['reason']), 60))}”"
         lines.append(f"platform: {said}")
+        if claim.get("reason") and effect not in GONE_CLAIMS:
+            lines.append(f"reason: “{_md(_cut(str(claim['reason']), 56))}”")
     if item.observations:
         lines.append("seen: " + " · ".join(_seen(item, vantages)))
     return lines
@@ -515,8 +536,21 @@ _FRACTION_SLASH = re.compile(r"(?<=\d)/(?=\d)")
 
 def _md(value: object) -> str:
     """A value from people or platforms, shown literally in the UI's markdown (one line)."""
-    text = _MORE_SPECIAL.sub(lambda m: "\\" + m.group(), markdown_text(value))
-    return _FRACTION_SLASH.sub("&#47;", text)
+    text = str(value)
+    if len(text) > _CACHED_UP_TO:
+        return _escape_md(text)
+    return _escape_md_cached(text)
+
+
+def _escape_md(text: str) -> str:
+    escaped = _MORE_SPECIAL.sub(lambda m: "\\" + m.group(), markdown_text(text))
+    return _FRACTION_SLASH.sub("&#47;", escaped)
+
+
+# The details are rendered on every transition (and again on every replay) from values that
+# mostly repeat (ids, names, words): short ones are escaped once per worker process.
+_CACHED_UP_TO = 200
+_escape_md_cached = functools.lru_cache(maxsize=4096)(_escape_md)
 
 
 # --- saved views ------------------------------------------------------------------------------

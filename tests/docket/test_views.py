@@ -423,7 +423,8 @@ def test_each_item_shows_claim_observations_and_verification() -> None:
     )
     assert item_block(text, "fb-5") == (
         "**fb-5** false information — declined\n"
-        "platform: declined — “Does not violate local law or our policies”\n"
+        "platform: declined\n"
+        "reason: “Does not violate local law or our policies”\n"
         "seen: control available · VN available"
     )
 
@@ -458,8 +459,19 @@ def test_an_unconfirmed_removal_never_reads_as_confirmed() -> None:
 
 def test_pending_items_wait_for_the_platform() -> None:
     text = details_markdown(acknowledged().case)
-    assert "**5 items:** 5 no response" in text
+    assert "**5 items:** 5 waiting for the platform" in text
     assert item_block(text, "fb-1") == "**fb-1** impersonation — waiting for the platform"
+
+
+def test_items_without_a_decision_once_closed() -> None:
+    text = details_markdown(closed_unresponsive().case)
+    assert "**5 items:** 5 no response" in text
+    assert item_block(text, "fb-1") == "**fb-1** impersonation — no response"
+    d = pending()
+    d.command(Reject(actor=APPROVER, reason="Thiếu căn cứ pháp lý cụ thể"))
+    text = details_markdown(d.case)
+    assert "**5 items:** 5 not sent" in text
+    assert item_block(text, "fb-1") == "**fb-1** impersonation — not sent"
 
 
 def test_a_reinstated_item_is_expected_back() -> None:
@@ -531,9 +543,10 @@ def test_a_long_reason_is_cut_to_one_line() -> None:
     d = disputed()
     claim = d.case.facts.items["fb-5"].claim or {}
     d.case.facts.items["fb-5"].claim = {**claim, "reason": "Lý do " * 60}
-    line = item_block(details_markdown(d.case), "fb-5").split("\n")[1]
+    line = item_block(details_markdown(d.case), "fb-5").split("\n")[2]
+    assert line.startswith("reason: “Lý do Lý do")
     assert line.endswith("…”")
-    assert len(line) < 90
+    assert len(line) <= 66
 
 
 # --- saved views and links ---------------------------------------------------------------
