@@ -208,8 +208,28 @@ def details_markdown(
     Layout: a heading with the state, then one paragraph whose lines the UI keeps apart (its
     renderer sets `white-space: pre-line`), in blocks separated by a line holding a no-break
     space: a blank line would start a new paragraph, which the UI spaces out over two lines.
+
+    The workflow calls this on every transition: a value it cannot render (say, in an entry
+    written by older code) gives a short notice instead of an exception, which would fail the
+    workflow task over and over for something only displayed.
     """
     state = case.current
+    try:
+        return _details(case, state, now, next_deadline)
+    except Exception as exc:
+        return (
+            f"### {_words(state.value).capitalize()}\n"
+            f"These details could not be rendered ({type(exc).__name__}); the `status` query "
+            "and the audit log hold the request's facts."
+        )
+
+
+def _details(
+    case: Case,
+    state: State,
+    now: datetime | None,
+    next_deadline: tuple[datetime, str] | None,
+) -> str:
     platform = _md(_short_name(case.request.platform.name))
     title, head = _headline(case, state, platform)
     head += _deadlines(case, state, now or _last_transition_at(case), next_deadline)
@@ -564,7 +584,7 @@ class SavedView:
     description: str
     query: str
     url: str  # the UI's workflow list filtered by `query`
-    save_url: str  # the same, and the UI keeps it under "Saved Views" as `name`
+    save_url: str  # the same, and the UI saves it as `name` (on every visit: open it once)
 
 
 def _in(values: Sequence[str]) -> str:

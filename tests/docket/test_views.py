@@ -539,6 +539,17 @@ def test_hostile_text_cannot_add_lines_or_markup() -> None:
     assert "{workflowId}" not in hostile
 
 
+def test_a_value_that_cannot_be_rendered_gives_a_notice_not_an_exception() -> None:
+    """The workflow renders the details on every transition: an exception there would fail
+    its task again and again."""
+    d = second_notice()
+    d.case.timeline[-1]["docket"]["data"]["expired_at"] = "27/04/2017"
+    assert details_markdown(d.case) == (
+        "### Second notice\nThese details could not be rendered (ValueError); the `status` "
+        "query and the audit log hold the request's facts."
+    )
+
+
 def test_a_long_reason_is_cut_to_one_line() -> None:
     d = disputed()
     claim = d.case.facts.items["fb-5"].claim or {}
