@@ -27,9 +27,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from docket.case import GONE_CLAIMS, Case, ItemRecord, Verification
+from docket.case import Case, ItemRecord, Verification
 from docket.lifecycle import Outcome, State, allowed_triggers
-from docket.models import utc_iso
+from docket.models import GONE_CLAIMS, utc_iso
 from docket.text import markdown_text
 from docket.verification import INCONCLUSIVE, UNREACHABLE, Observation
 

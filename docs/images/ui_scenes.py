@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,8 @@ from temporalio.client import Client  # noqa: E402
 
 from docket import client as docket  # noqa: E402
 from docket import temporal_names as names  # noqa: E402
-from docket.models import Approve, Order  # noqa: E402
+from docket.models import Order  # noqa: E402
+from docket.provision import provision  # noqa: E402
 from docket.reference import default_reference  # noqa: E402
 from docket.validation import read_request_file, validate_order, workflow_id_for  # noqa: E402
 from docket.views import request_url, saved_views  # noqa: E402
@@ -185,8 +187,10 @@ def facebook_items(order: Order, slugs: dict[str, str]) -> Order:
 async def stage(client: Client, sim_url: str) -> dict[str, str]:
     """Submit and approve the requests the pictures need; their request ids by scene."""
     reference = default_reference()
-    maker = reference.actor("nguyen.van.an")
-    approver = reference.actor("tran.thi.binh")
+    # the demo's provisioned identities (the demo must have run once: ./run demo)
+    identities = provision(ROOT / "var" / "demo" / "identities", reference, now=datetime.now(UTC))
+    maker = identities.signer("nguyen.van.an")
+    approver = identities.signer("tran.thi.binh")
     tag = time.strftime("%H%M%S")
     mixed = {
         "fb-1": "remove.marker--gia-mao-thu-tuong",
@@ -213,21 +217,25 @@ async def stage(client: Client, sim_url: str) -> dict[str, str]:
     }
     ids = {}
     for scene, order in scenes.items():
-        submitted = await docket.submit(client, order, submitted_by=maker, reference=reference)
+        submitted = await docket.submit(client, order, signer=maker, reference=reference)
         ids[scene] = submitted.request_id
     # Started by another client: no static summary or details, only what the workflow sets.
     other = seed_order("mic-youtube-2017.json", tag + "-o", sim_url, sla_policy="VN-C38-2016")
     ids["other-client"] = workflow_id_for(other.authority, other.reference)
     await client.start_workflow(
         names.WORKFLOW_NAME,
-        docket.start_input(other, maker),
+        docket.signed_submission(other, maker).model_dump(),
         id=ids["other-client"],
         task_queue=names.TASK_QUEUE,
     )
     for scene, request_id in ids.items():
         await wait_state(client, request_id, {"pending_approval"})
         await docket.send_command(
-            client, request_id, Approve(actor=approver, reason="Checked against Circular 38")
+            client,
+            request_id,
+            "approve",
+            {"reason": "Checked against Circular 38"},
+            signer=approver,
         )
         print(f"{scene}: {request_id}")
     return ids
