@@ -25,9 +25,10 @@ from typing import Any
 
 MAX_SAFE_INT = 2**53
 #: The deepest container nesting an entry body may have: the body object is level 1, so
-#: ``{"docket": {"data": {...}}}`` is 3 deep. Real entries are about 5 deep; the limit only
-#: stops hostile input (a reader's recursion limit must never be what rejects a line).
-MAX_NESTING = 64
+#: ``{"docket": {"data": {...}}}`` is 3 deep. Real entries are about 5 deep; the limit stops
+#: hostile input. It is the depth orjson serializes at most, so ``audit verify`` enforces the
+#: very same limit for free when it re-serializes a line (tests pin the two together).
+MAX_NESTING = 254
 
 __all__ = [
     "MAX_NESTING",
@@ -35,6 +36,7 @@ __all__ = [
     "CanonicalError",
     "canonical",
     "check_canonicalizable",
+    "in_subset",
     "nesting_depth",
 ]
 
@@ -48,7 +50,7 @@ class CanonicalError(ValueError):
         self.problem = problem
 
 
-def _in_subset(value: Any) -> bool:
+def in_subset(value: Any) -> bool:
     """True if ``value`` is in the pinned subset: the fast check every entry takes (in the
     workflow to hash it, in the writer to re-check the hash). ``_check`` finds the path of
     what is wrong, only when this says something is. Walks one nesting level at a time, so the
@@ -167,13 +169,13 @@ def _error(trail: list[str | int], problem: str) -> CanonicalError:
 
 def check_canonicalizable(value: Any, path: str = "$") -> None:
     """Raise CanonicalError (naming the path) unless ``value`` is in the pinned subset."""
-    if not _in_subset(value):
+    if not in_subset(value):
         _check_slowly(value, path)
 
 
 def canonical(value: Any) -> bytes:
     """The canonical UTF-8 bytes of ``value`` (equal to RFC 8785 JCS on the allowed subset)."""
-    if not _in_subset(value):
+    if not in_subset(value):
         _check_slowly(value, "$")
     return json.dumps(
         value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False

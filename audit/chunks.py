@@ -97,22 +97,29 @@ def map_chunks(
     *,
     jobs: int | None = None,
     progress: Callable[[int], None] | None = None,
+    while_waiting: Callable[[], object] | None = None,
 ) -> Iterator[R]:
     """``scan`` over every chunk, results in chunk order, each as soon as it and the ones before
     it are ready. ``jobs``: worker processes (default: all CPUs when the chunks add up to at
     least PARALLEL_MIN_BYTES, else 1: below that, starting workers costs more than it saves).
     ``progress`` is called with each finished chunk's size in bytes. ``scan`` must be picklable
-    (a module-level function or a functools.partial of one)."""
+    (a module-level function or a functools.partial of one). ``while_waiting`` is called once
+    the work is handed out (e.g. to import what the caller needs next while workers scan)."""
     total = sum(c.size for c in chunks)
     if jobs is None:
         jobs = (os.cpu_count() or 1) if total >= PARALLEL_MIN_BYTES else 1
     if jobs > 1 and len(chunks) > 1:
         with ProcessPoolExecutor(max_workers=min(jobs, len(chunks))) as pool:
-            for chunk, result in zip(chunks, pool.map(scan, chunks), strict=True):
+            results = pool.map(scan, chunks)  # submits every chunk now
+            if while_waiting is not None:
+                while_waiting()
+            for chunk, result in zip(chunks, results, strict=True):
                 if progress is not None:
                     progress(chunk.size)
                 yield result
     else:
+        if while_waiting is not None:
+            while_waiting()
         for chunk in chunks:
             result = scan(chunk)
             if progress is not None:

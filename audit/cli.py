@@ -16,7 +16,6 @@ function to :data:`REGISTRARS`.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -249,6 +248,8 @@ def _register_report(sub: Any) -> None:
 
 
 def _run_reconcile(args: argparse.Namespace) -> int:
+    import asyncio
+
     from temporalio.service import RPCError
 
     from audit.reader import find_segments

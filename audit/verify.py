@@ -56,7 +56,7 @@ from typing import Any
 
 import orjson
 
-from audit.canonical import CanonicalError, canonical, check_canonicalizable
+from audit.canonical import CanonicalError, canonical, in_subset
 from audit.chain import ENTRY_TAG, UNHASHED_KEYS, chain_id_of, chain_of_event_id, genesis_hash
 from audit.chunks import CHUNK_BYTES, Chunk, gc_paused, map_chunks, plan_chunks, read_lines
 from audit.entry import AuditAnchor
@@ -70,6 +70,7 @@ __all__ = [
     "Finding",
     "VerifyResult",
     "load_anchors",
+    "verify_bytes",
     "verify_inputs",
     "verify_paths",
 ]
@@ -177,46 +178,7 @@ class _ChunkResult:
 
 def _scan(chunk: Chunk, strict: bool = False) -> _ChunkResult:
     with gc_paused():
-        return _scan_chunk(chunk, strict)
-
-
-def _fast_body(raw: bytes, strict: bool) -> tuple[dict[str, Any], bytes, bytes, bytes] | None:
-    """(parsed body, stored body bytes, prev digest, stored digest) of a line in the exact
-    layout whose body is canonical, or None (then :func:`audit.lines.inspect_line` says what
-    the line is)."""
-    k = raw.rfind(TAIL_MARK)
-    if k < 1 or raw[-1] != 0x7D or raw[k + 78 : k + 88] != _HASH_SEP or raw[k + 152] != 0x22:
-        return None
-    p = raw[k + 14 : k + 78]
-    h = raw[k + 88 : k + 152]
-    if p.translate(None, _HEX) or h.translate(None, _HEX):
-        return None
-    rest = raw[k + 153 :]
-    if rest != b"}":
-        if rest[:10] != _WRITER:
-            return None
-        try:
-            if type(_loads(rest[10:-1])) is not dict:
-                return None
-        except orjson.JSONDecodeError:
-            return None
-    body = raw[:k] + b"}"
-    try:
-        e = _loads(body)
-        # OPT_STRICT_INTEGER: an int beyond 2**53 raises, and so does nesting deeper than the
-        # writer allows (orjson stops at MAX_NESTING; a test pins the two together).
-        if _dumps(e, option=_SORT_STRICT) != body:
-            return None
-    except (orjson.JSONDecodeError, TypeError):
-        return None
-    if "hash" in e or "prev_hash" in e or "writer" in e:
-        return None
-    if strict or _SUSPECT_NUMBER.search(body) is not None:
-        try:
-            check_canonicalizable(e)
-        except CanonicalError:
-            return None
-    return e, body, bytes.fromhex(p.decode()), bytes.fromhex(h.decode())
+        return _scan_lines(read_lines(chunk), chunk.start, chunk.file_idx, strict)
 
 
 def _slow_line(
@@ -267,8 +229,28 @@ def _slow_line(
     )
 
 
-def _scan_chunk(chunk: Chunk, strict: bool) -> _ChunkResult:
-    lines = read_lines(chunk)
+def _invalid(cid: Any, seq: Any, eid: Any, frm: Any, to: Any, lno: int) -> _Problem:
+    """The invalid_entry finding for an entry whose chain fields are missing or ill-typed."""
+    if type(cid) is not str or not cid:
+        why = "no docket.chain_id / event.id"
+    elif type(seq) is not int or seq < 1:
+        why = f"event.sequence must be an int >= 1, got {seq!r}"
+    elif eid != f"{cid}:{seq}":
+        why = f"event.id {eid!r} is not '<chain_id>:<sequence>' ({cid}:{seq})"
+    else:
+        why = "docket.from_state / docket.to_state must be state names (from_state may be null)"
+    c = cid if type(cid) is str else None
+    s = seq if type(seq) is int else None
+    return ("invalid_entry", c, s, lno, None, None, why)
+
+
+def _scan_lines(lines: list[bytes], start: int, file_idx: int, strict: bool) -> _ChunkResult:
+    """Check every line (``lines`` as ``bytes.split(b"\\n")`` gives them: the last element
+    is what follows the last newline); index the entries for the chain checks.
+
+    The fast path takes a line in the exact layout (``audit.lines``) whose body re-serialises
+    to the same bytes (so it is canonical) and hashes the stored bytes; any other line goes to
+    :func:`audit.lines.inspect_line` (the same verdict, with the reason)."""
     tail = lines.pop()
     chains: list[str] = []
     seqs = array("q")
@@ -283,17 +265,58 @@ def _scan_chunk(chunk: Chunk, strict: bool) -> _ChunkResult:
     interned: dict[Any, Any] = {}
     intern = interned.setdefault
     legacy = 0
-    offset = chunk.start
+    offset = start
     sha = _sha256
     tag = ENTRY_TAG
-    fast = _fast_body
+    mark = TAIL_MARK
+    sep = _HASH_SEP
+    writer_key = _WRITER
+    hexdigits = _HEX
+    loads = _loads
+    dumps = _dumps
+    sort_strict = _SORT_STRICT
+    suspicious = _SUSPECT_NUMBER.search
+    unhex = bytes.fromhex
+    e: Any
     for lno, raw in enumerate(lines, 1):
         here = offset
         offset += len(raw) + 1
-        got = fast(raw, strict)
-        if got is not None:
-            e, body, prev, stored = got
-            digest = sha(tag + prev + body).digest()  # the stored bytes, as stored
+        e = None
+        k = raw.rfind(mark)
+        if (
+            k > 0
+            and raw[-1] == 0x7D  # "}"
+            and raw[k + 78 : k + 88] == sep
+            and raw[k + 152 : k + 153] == b'"'
+        ):
+            p = raw[k + 14 : k + 78]
+            h = raw[k + 88 : k + 152]
+            rest = raw[k + 153 :]
+            if not (p.translate(None, hexdigits) or h.translate(None, hexdigits)):
+                try:
+                    if rest != b"}":
+                        if rest[:10] != writer_key:
+                            raise ValueError
+                        loads(rest[10:-1])  # one JSON object, nothing after it
+                    body = raw[:k] + b"}"
+                    e = loads(body)  # ends in "}": an object
+                    # OPT_STRICT_INTEGER refuses ints beyond 2**53; orjson refuses nesting
+                    # deeper than MAX_NESTING (a test pins that); any other difference (keys,
+                    # escapes, spaces, duplicates) makes the bytes differ.
+                    if (
+                        dumps(e, option=sort_strict) != body
+                        or "hash" in e
+                        or "prev_hash" in e
+                        or "writer" in e
+                        or ((strict or suspicious(body) is not None) and not in_subset(e))
+                    ):
+                        e = None
+                except (ValueError, TypeError):  # JSONDecodeError is a ValueError
+                    e = None
+        if e is not None:
+            prev = unhex(p.decode())
+            stored = unhex(h.decode())
+            digest = sha(tag + prev + body).digest()  # over the stored bytes, as stored
             trusted = True
         else:
             slow = _slow_line(raw, lno, problems)
@@ -317,19 +340,16 @@ def _scan_chunk(chunk: Chunk, strict: bool) -> _ChunkResult:
             to = d.get("to_state")
         if cid is None and type(eid) is str:
             cid = chain_of_event_id(eid)
-        why = None
-        if type(cid) is not str or not cid:
-            why = "no docket.chain_id / event.id"
-        elif type(seq) is not int or seq < 1:
-            why = f"event.sequence must be an int >= 1, got {seq!r}"
-        elif eid != f"{cid}:{seq}":
-            why = f"event.id {eid!r} is not '<chain_id>:<sequence>' ({cid}:{seq})"
-        elif type(to) is not str or not (frm is None or type(frm) is str):
-            why = "docket.from_state / docket.to_state must be state names (from_state may be null)"
-        if why is not None:
-            c = cid if type(cid) is str else None
-            s = seq if type(seq) is int else None
-            problems.append(("invalid_entry", c, s, lno, None, None, why))
+        if (
+            type(cid) is not str
+            or not cid
+            or type(seq) is not int
+            or seq < 1
+            or eid != f"{cid}:{seq}"
+            or type(to) is not str
+            or not (frm is None or type(frm) is str)
+        ):
+            problems.append(_invalid(cid, seq, eid, frm, to, lno))
             continue
         n = len(chains)
         if digest != stored:
@@ -344,11 +364,16 @@ def _scan_chunk(chunk: Chunk, strict: bool) -> _ChunkResult:
         hashes += stored
         states.append(intern((frm, to), (frm, to)))
         assert type(d) is dict  # checked with to_state above
-        for holder, key in ((d.get("appeal"), "chain_id"), (d.get("data"), "parent_chain_id")):
-            if type(holder) is dict:
-                ref = holder.get(key)
-                if type(ref) is str and ref and ref != cid:
-                    refs.setdefault(ref, (cid, seq))
+        appeal = d.get("appeal")
+        if type(appeal) is dict:
+            ref = appeal.get("chain_id")
+            if type(ref) is str and ref and ref != cid:
+                refs.setdefault(ref, (cid, seq))
+        data = d.get("data")
+        if type(data) is dict and "parent_chain_id" in data:
+            ref = data["parent_chain_id"]
+            if type(ref) is str and ref and ref != cid:
+                refs.setdefault(ref, (cid, seq))
     nlines = len(lines)
     if tail:
         nlines += 1
@@ -365,7 +390,7 @@ def _scan_chunk(chunk: Chunk, strict: bool) -> _ChunkResult:
             )
         )
     return _ChunkResult(
-        chunk.file_idx,
+        file_idx,
         nlines,
         chains,
         seqs,
@@ -385,11 +410,21 @@ def _scan_chunk(chunk: Chunk, strict: bool) -> _ChunkResult:
 # Merging and checking
 
 
-def _body_digest(path: str, offset: int) -> str | None:
-    """sha256 of the canonical body of the line at offset (duplicate vs conflict)."""
-    with open(path, "rb") as f:
-        f.seek(offset)
-        raw = f.readline().rstrip(b"\n")
+# Reads the line of file ``file_idx`` that starts at ``offset`` (without its newline).
+_LineAt = Callable[[int, int], bytes]
+
+
+def _file_line_at(files: Sequence[Path]) -> _LineAt:
+    def line_at(file_idx: int, offset: int) -> bytes:
+        with open(files[file_idx], "rb") as f:
+            f.seek(offset)
+            return f.readline().rstrip(b"\n")
+
+    return line_at
+
+
+def _body_digest(raw: bytes) -> str | None:
+    """sha256 of the canonical body of a line (duplicate vs conflict)."""
     entry = inspect_line(raw).entry
     if entry is None:
         return None
@@ -513,13 +548,53 @@ def verify_inputs(
         progress.start(total, "verify")
     advance: Callable[[int], None] | None = progress.advance if progress is not None else None
     try:
-        scans = list(map_chunks(partial(_scan, strict=strict), chunks, jobs=jobs, progress=advance))
+        scans = list(
+            map_chunks(
+                partial(_scan, strict=strict),
+                chunks,
+                jobs=jobs,
+                progress=advance,
+                while_waiting=_import_lifecycle,  # for the merge, while the workers scan
+            )
+        )
     finally:
         if progress is not None:
             progress.finish()
     with gc_paused():  # the index holds ~2 tuples per entry, none cyclic
-        _check(result, files, scans, anchors, anchors_are_prefixes)
+        _check(result, files, scans, anchors, anchors_are_prefixes, _file_line_at(files))
     return result
+
+
+def verify_bytes(
+    data: bytes,
+    *,
+    name: str = "<bytes>",
+    anchors: Sequence[AuditAnchor] = (),
+    anchors_are_prefixes: bool = False,
+    strict: bool = False,
+) -> VerifyResult:
+    """Verify one segment's bytes held in memory (findings name the file ``name``)."""
+    result = VerifyResult(files=1)
+    if not data:
+        result.findings.append(
+            Finding("empty_file", "the segment holds no bytes", file=name, found="0 bytes")
+        )
+    with gc_paused():
+        scans = [_scan_lines(data.split(b"\n"), 0, 0, strict)]
+        _import_lifecycle()
+
+        def line_at(_file_idx: int, offset: int) -> bytes:
+            end = data.find(b"\n", offset)
+            return data[offset : end if end >= 0 else len(data)]
+
+        _check(result, [Path(name)], scans, anchors, anchors_are_prefixes, line_at)
+    return result
+
+
+def _import_lifecycle() -> object:
+    import docket.lifecycle
+
+    return docket.lifecycle
 
 
 # A located record: (scan index, record index)
@@ -532,9 +607,11 @@ def _check(
     scans: Sequence[_ChunkResult],
     anchors: Sequence[AuditAnchor],
     anchors_are_prefixes: bool,
+    line_at: _LineAt,
 ) -> None:
     from docket.lifecycle import TERMINAL  # the one list of terminal states
 
+    terminal: frozenset[Any] = TERMINAL
     findings = result.findings
     line_base: list[int] = []
     per_file_lines: dict[int, int] = {}
@@ -590,6 +667,7 @@ def _check(
         return bytes(raw[:32]), stored, s.recomputed.get(loc[1], stored)
 
     entries = 0
+    heads = result.heads
     for cid in sorted(index):
         m = index[cid]
         expected_prev: bytes | None = bytes.fromhex(genesis_hash(cid))
@@ -620,14 +698,19 @@ def _check(
             conflicted = False
             if type(cur) is list:
                 loc, conflicted = _resolve_copies(
-                    result, cid, seq, cur, fields, where, expected_prev, files, scans
+                    result, cid, seq, cur, fields, where, expected_prev, line_at, scans
                 )
             else:
                 loc = cur
-            prev, stored, recomputed = fields(loc)
-            intact = recomputed == stored
-            if not intact:
-                f, ln = where(*loc)
+            si, ri = loc
+            s = scans[si]
+            at = ri * 64
+            prev = bytes(s.hashes[at : at + 32])
+            stored = bytes(s.hashes[at + 32 : at + 64])
+            intact = True
+            if s.recomputed and ri in s.recomputed:
+                intact = False
+                f, ln = where(si, ri)
                 findings.append(
                     Finding(
                         "hash_mismatch",
@@ -638,11 +721,11 @@ def _check(
                         f,
                         ln,
                         stored.hex(),
-                        recomputed.hex(),
+                        s.recomputed[ri].hex(),
                     )
                 )
             if expected_prev is not None and prev != expected_prev:
-                f, ln = where(*loc)
+                f, ln = where(si, ri)
                 findings.append(
                     Finding(
                         "chain_break",
@@ -656,16 +739,15 @@ def _check(
                         expected_prev.hex(),
                     )
                 )
-            s = scans[loc[0]]
-            frm, to = s.states[loc[1]]
-            trusted = intact and loc[1] not in s.suspect and not conflicted
-            if trusted and prev_known:
-                _lifecycle(findings, cid, seq, frm, prev_to, where(*loc), TERMINAL)
+            frm, to = s.states[ri]
+            trusted = intact and not conflicted and ri not in s.suspect
+            if trusted and prev_known and (frm != prev_to or prev_to in terminal):
+                _lifecycle(findings, cid, seq, frm, prev_to, where(si, ri), terminal)
             prev_to, prev_known = to, trusted
             expected_prev = stored
             last = seq
             head = stored
-        result.heads[cid] = AuditAnchor(cid, last, head.hex())
+        heads[cid] = AuditAnchor(cid, last, head.hex())
     result.entries = entries
     result.chains = len(index)
 
@@ -790,7 +872,7 @@ def _resolve_copies(
     fields: Any,
     where: Any,
     expected_prev: bytes | None,
-    files: Sequence[Path],
+    line_at: _LineAt,
     scans: Sequence[_ChunkResult],
 ) -> tuple[_Loc, bool]:
     """Several copies of one event.id: drop identical ones, flag duplicate/conflict, pick one.
@@ -816,7 +898,7 @@ def _resolve_copies(
     digests = set()
     for loc in variants.values():
         s = scans[loc[0]]
-        digests.add(_body_digest(str(files[s.file_idx]), s.offsets[loc[1]]))
+        digests.add(_body_digest(line_at(s.file_idx, s.offsets[loc[1]])))
     for key, loc in ordered[1:]:
         f, ln = where(*loc)
         kf, kl = where(*keep)
