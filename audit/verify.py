@@ -704,9 +704,9 @@ def _check(
                 loc = cur
             si, ri = loc
             s = scans[si]
-            at = ri * 64
-            prev = bytes(s.hashes[at : at + 32])
-            stored = bytes(s.hashes[at + 32 : at + 64])
+            pos = ri * 64
+            prev = bytes(s.hashes[pos : pos + 32])
+            stored = bytes(s.hashes[pos + 32 : pos + 64])
             intact = True
             if s.recomputed and ri in s.recomputed:
                 intact = False
