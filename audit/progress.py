@@ -8,6 +8,7 @@ scripts see not one extra byte.
 
 from __future__ import annotations
 
+import os
 from typing import IO, Any, Protocol
 
 __all__ = ["MIN_BYTES", "Progress", "TerminalProgress", "for_stream"]
@@ -36,6 +37,11 @@ class TerminalProgress:
             return
         from tqdm import tqdm  # type: ignore[import-untyped]  # imported only to draw a bar
 
+        try:
+            size = os.get_terminal_size(self._stream.fileno())
+            sized = size.columns > 0 and size.lines > 0
+        except (AttributeError, ValueError, OSError):
+            sized = False
         self._bar = tqdm(
             total=total_bytes,
             desc=f"audit {what}",
@@ -44,7 +50,11 @@ class TerminalProgress:
             unit_divisor=1024,
             file=self._stream,
             leave=False,
-            dynamic_ncols=True,
+            # a terminal that reports no size (a fresh pseudo-terminal, a serial console)
+            # still gets a bar: tqdm would draw one 0 columns wide, or hide it as off-screen
+            dynamic_ncols=sized,
+            ncols=None if sized else 80,
+            nrows=None if sized else 24,
         )
 
     def advance(self, done_bytes: int) -> None:
