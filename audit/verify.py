@@ -101,11 +101,13 @@ _sha256 = hashlib.sha256
 _HEX = b"0123456789abcdef"
 _HASH_SEP = b'","hash":"'
 _WRITER = b',"writer":'
-# A member value that is a number with a fraction/exponent or 16+ digits: only then can the
-# body hold a value outside the canonical subset (a float, an int beyond 2**53), so only then
-# do we pay for the full recursive check (``strict`` checks every entry, also numbers in arrays
-# and non-ASCII keys).
-_SUSPECT_NUMBER = re.compile(rb'":-?\d+(?:[.eE]|\d{15})')
+# A fraction followed by the end of a JSON value: how orjson writes a float (inside a string it
+# is at most a false alarm, which costs one slow check). Only such bodies pay for the full
+# subset check; ints beyond 2**53 and nesting beyond MAX_NESTING cost nothing (orjson refuses
+# to re-serialise them). A float orjson writes without a fraction (1e16) and non-ASCII keys are
+# only caught by ``strict``, which checks every body: they are unambiguous to JSON readers (the
+# bytes are exactly what orjson writes back), only outside the subset Docket writes.
+_SUSPECT_NUMBER = re.compile(rb"\.[0-9]+[,}\]]")
 
 
 @dataclass(slots=True)
@@ -547,21 +549,24 @@ def verify_inputs(
     if progress is not None:
         progress.start(total, "verify")
     advance: Callable[[int], None] | None = progress.advance if progress is not None else None
-    try:
-        scans = list(
-            map_chunks(
+    scans: list[_ChunkResult] = []
+    index: _Index = {}
+    with gc_paused():  # the index holds ~2 tuples per entry, none cyclic
+        try:
+            for s in map_chunks(
                 partial(_scan, strict=strict),
                 chunks,
                 jobs=jobs,
                 progress=advance,
                 while_waiting=_import_lifecycle,  # for the merge, while the workers scan
-            )
-        )
-    finally:
-        if progress is not None:
-            progress.finish()
-    with gc_paused():  # the index holds ~2 tuples per entry, none cyclic
-        _check(result, files, scans, anchors, anchors_are_prefixes, _file_line_at(files))
+            ):
+                _index_scan(index, len(scans), s)  # while the workers scan the next chunks
+                scans.append(s)
+        finally:
+            if progress is not None:
+                progress.finish()
+        line_at = _file_line_at(files)
+        _check(result, files, scans, anchors, anchors_are_prefixes, line_at, index)
     return result
 
 
@@ -599,6 +604,24 @@ def _import_lifecycle() -> object:
 
 # A located record: (scan index, record index)
 _Loc = tuple[int, int]
+# chain -> sequence -> where the entry is (or every place, when there are several copies)
+_Index = dict[str, dict[int, Any]]
+
+
+def _index_scan(index: _Index, si: int, s: _ChunkResult) -> None:
+    seqs = s.seqs
+    for ri, cid in enumerate(s.chains):
+        m = index.get(cid)
+        if m is None:
+            m = index[cid] = {}
+        seq = seqs[ri]
+        cur = m.get(seq)
+        if cur is None:
+            m[seq] = (si, ri)
+        elif type(cur) is list:
+            cur.append((si, ri))
+        else:
+            m[seq] = [cur, (si, ri)]
 
 
 def _check(
@@ -608,7 +631,10 @@ def _check(
     anchors: Sequence[AuditAnchor],
     anchors_are_prefixes: bool,
     line_at: _LineAt,
+    index: _Index | None = None,
 ) -> None:
+    """Every check that needs the whole log. ``index``: :func:`_index_scan` of every scan,
+    when the caller built it while the scans came in."""
     from docket.lifecycle import TERMINAL  # the one list of terminal states
 
     terminal: frozenset[Any] = TERMINAL
@@ -641,22 +667,10 @@ def _check(
                 )
             )
 
-    # chain -> seq -> loc or list of locs
-    index: dict[str, dict[int, Any]] = {}
-    for si, s in enumerate(scans):
-        seqs = s.seqs
-        for ri, cid in enumerate(s.chains):
-            m = index.get(cid)
-            if m is None:
-                m = index[cid] = {}
-            seq = seqs[ri]
-            cur = m.get(seq)
-            if cur is None:
-                m[seq] = (si, ri)
-            elif type(cur) is list:
-                cur.append((si, ri))
-            else:
-                m[seq] = [cur, (si, ri)]
+    if index is None:
+        index = {}
+        for si, s in enumerate(scans):
+            _index_scan(index, si, s)
 
     def fields(loc: _Loc) -> tuple[bytes, bytes, bytes]:
         """(prev_hash, stored hash, recomputed hash) digests."""

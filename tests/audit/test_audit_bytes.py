@@ -8,6 +8,7 @@ escaped by that writer. Both must still verify.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -23,7 +24,7 @@ import pytest
 from audit_helpers import anchor_of, write_log
 
 from audit.canonical import MAX_NESTING, CanonicalError, canonical
-from audit.chain import hashed_body
+from audit.chain import ENTRY_TAG, hashed_body
 from audit.entry import ChainHead, build_entry
 from audit.lines import inspect_line, render_line
 from audit.show import timeline
@@ -414,3 +415,37 @@ def test_bit_flips_through_the_whole_pipeline(tmp_path: Path) -> None:
         flipped[p] ^= 1 << (n % 8)
         target.write_bytes(bytes(flipped))
         assert not verify_paths([target], anchors=anchors).ok, (p, n % 8)
+
+
+# -- values outside the canonical subset -------------------------------------------------------
+
+
+def _forged_with(value: Any) -> bytes:
+    """A line whose hash was computed by hand over orjson's bytes (no Docket writer would)."""
+    head = ChainHead.genesis("req-mic-num-2026")
+    entry, _ = build_entry(
+        head,
+        timestamp=datetime(2026, 1, 1, tzinfo=UTC),
+        action="submit",
+        from_state=None,
+        to_state="pending_approval",
+        actor_id="u",
+        actor_roles=["officer"],
+        organization="X",
+        reason=None,
+        data={"x": "placeholder"},
+    )
+    entry["docket"]["data"]["x"] = value
+    body = orjson.dumps(hashed_body(entry), option=orjson.OPT_SORT_KEYS)
+    digest = hashlib.sha256(ENTRY_TAG + bytes.fromhex(entry["prev_hash"]) + body).hexdigest()
+    return body[:-1] + f',"prev_hash":"{entry["prev_hash"]}","hash":"{digest}"}}\n'.encode()
+
+
+@pytest.mark.parametrize(
+    ("value", "default_catches"),
+    [(0.5, True), ([1.25], True), (2**53 + 1, True), (1e16, False)],
+)
+def test_numbers_outside_the_subset(value: Any, default_catches: bool) -> None:
+    line = _forged_with(value)
+    assert ("invalid_entry" in codes(verify_bytes(line))) is default_catches
+    assert "invalid_entry" in codes(verify_bytes(line, strict=True))
