@@ -9,7 +9,9 @@ RFC 8785 (JCS):
 - object keys must be ``str`` and ASCII (JCS sorts by UTF-16 code units, Python by code points;
   the orders agree on ASCII);
 - strings must be valid Unicode (no lone surrogates);
-- only dict, list/tuple, str, int, bool and None.
+- only dict, list/tuple, str, int, bool and None;
+- containers nested at most :data:`MAX_NESTING` deep (the same limit ``audit verify`` applies
+  when it reads a line back, so what one side accepts the other does too).
 
 On those values Python escapes exactly what JCS escapes (``"``, ``\\``, and U+0000..U+001F, with
 the short forms ``\\b \\t \\n \\f \\r`` and lowercase ``\\u00xx`` otherwise) and leaves everything
@@ -22,8 +24,21 @@ import json
 from typing import Any
 
 MAX_SAFE_INT = 2**53
+#: The deepest container nesting an entry body may have: the body object is level 1, so
+#: ``{"docket": {"data": {...}}}`` is 3 deep. Real entries are about 5 deep; the limit stops
+#: hostile input. It is the depth orjson serializes at most, so ``audit verify`` enforces the
+#: very same limit for free when it re-serializes a line (tests pin the two together).
+MAX_NESTING = 254
 
-__all__ = ["MAX_SAFE_INT", "CanonicalError", "canonical", "check_canonicalizable"]
+__all__ = [
+    "MAX_NESTING",
+    "MAX_SAFE_INT",
+    "CanonicalError",
+    "canonical",
+    "check_canonicalizable",
+    "in_subset",
+    "nesting_depth",
+]
 
 
 class CanonicalError(ValueError):
@@ -35,39 +50,71 @@ class CanonicalError(ValueError):
         self.problem = problem
 
 
-def _in_subset(value: Any) -> bool:
+def in_subset(value: Any) -> bool:
     """True if ``value`` is in the pinned subset: the fast check every entry takes (in the
     workflow to hash it, in the writer to re-check the hash). ``_check`` finds the path of
-    what is wrong, only when this says something is. Gives up (False) after ``budget`` values,
-    so a cyclic value falls to ``_check`` and its RecursionError instead of looping."""
-    stack = [value]
-    pop, extend = stack.pop, stack.extend
+    what is wrong, only when this says something is. Walks one nesting level at a time, so the
+    depth limit costs nothing; gives up (False) after ``budget`` values, so a value sharing
+    sub-containers many times over falls to ``_check`` instead of taking forever."""
+    level = [value]
+    depth = 0
     budget = 1_000_000
-    while stack:
-        budget -= 1
-        if not budget:
+    while level:
+        depth += 1
+        budget -= len(level)
+        if budget < 0:
             return False
-        v = pop()
-        t = type(v)
-        if t is str:
-            if not v.isascii():
-                try:
-                    v.encode("utf-8")
-                except UnicodeEncodeError:
+        below: list[Any] = []
+        extend = below.extend
+        for v in level:
+            t = type(v)
+            if t is str:
+                if not v.isascii():
+                    try:
+                        v.encode("utf-8")
+                    except UnicodeEncodeError:
+                        return False
+            elif t is dict:
+                if depth > MAX_NESTING:
                     return False
-        elif t is dict:
-            for k in v:
-                if type(k) is not str or not k.isascii():
+                for k in v:
+                    if type(k) is not str or not k.isascii():
+                        return False
+                extend(v.values())
+            elif t is list or t is tuple:
+                if depth > MAX_NESTING:
                     return False
-            extend(v.values())
-        elif t is list or t is tuple:
-            extend(v)
-        elif t is int:
-            if not -MAX_SAFE_INT <= v <= MAX_SAFE_INT:
+                extend(v)
+            elif t is int:
+                if not -MAX_SAFE_INT <= v <= MAX_SAFE_INT:
+                    return False
+            elif not (v is None or v is True or v is False):
                 return False
-        elif not (v is None or v is True or v is False):
-            return False
+        level = below
     return True
+
+
+def nesting_depth(value: Any, *, stop_after: int = MAX_NESTING + 1) -> int:
+    """How deeply containers nest in ``value`` (a scalar: 0, ``{}``: 1, ``{"a": []}``: 2),
+    counted up to ``stop_after`` (so a cyclic value ends too)."""
+    level = [value]
+    depth = 0
+    while depth < stop_after:
+        below: list[Any] = []
+        found = False
+        for v in level:
+            t = type(v)
+            if t is dict:
+                found = True
+                below.extend(v.values())
+            elif t is list or t is tuple:
+                found = True
+                below.extend(v)
+        if not found:
+            break
+        depth += 1
+        level = below
+    return depth
 
 
 def _check_slowly(value: Any, path: str) -> None:
@@ -91,6 +138,8 @@ def _check(value: Any, trail: list[str | int]) -> None:
         if -MAX_SAFE_INT <= value <= MAX_SAFE_INT:
             return
         raise _error(trail, f"integer {value} outside +/-2**53")
+    if (t is dict or t is list or t is tuple) and len(trail) > MAX_NESTING:
+        raise _error(trail, f"containers nested deeper than {MAX_NESTING} levels")
     if t is dict:
         for k, v in value.items():
             if type(k) is not str:
@@ -120,13 +169,13 @@ def _error(trail: list[str | int], problem: str) -> CanonicalError:
 
 def check_canonicalizable(value: Any, path: str = "$") -> None:
     """Raise CanonicalError (naming the path) unless ``value`` is in the pinned subset."""
-    if not _in_subset(value):
+    if not in_subset(value):
         _check_slowly(value, path)
 
 
 def canonical(value: Any) -> bytes:
     """The canonical UTF-8 bytes of ``value`` (equal to RFC 8785 JCS on the allowed subset)."""
-    if not _in_subset(value):
+    if not in_subset(value):
         _check_slowly(value, "$")
     return json.dumps(
         value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False

@@ -22,6 +22,8 @@ __all__ = [
     "ENTRY_TAG",
     "GENESIS_TAG",
     "UNHASHED_KEYS",
+    "chain_id_of",
+    "chain_of_event_id",
     "entry_hash",
     "genesis_hash",
     "hash_of_canonical",
@@ -53,6 +55,27 @@ def hash_of_canonical(prev_hash: str, raw: bytes) -> str:
     if not is_hex64(prev_hash):
         raise ValueError(f"prev_hash must be 64 lowercase hex characters, got {prev_hash!r}")
     return hashlib.sha256(ENTRY_TAG + bytes.fromhex(prev_hash) + raw).hexdigest()
+
+
+def chain_of_event_id(event_id: str) -> str:
+    """The chain id inside an ``event.id`` (``<chain_id>:<sequence>``; a chain id may hold ':')."""
+    return event_id.rpartition(":")[0]
+
+
+def chain_id_of(entry: Mapping[str, Any]) -> str | None:
+    """The chain an entry belongs to: ``docket.chain_id``, else the chain part of ``event.id``;
+    None when neither is a string."""
+    docket = entry.get("docket")
+    if type(docket) is dict:
+        cid = docket.get("chain_id")
+        if cid is not None:
+            return cid if type(cid) is str else None
+    event = entry.get("event")
+    if type(event) is dict:
+        eid = event.get("id")
+        if type(eid) is str:
+            return chain_of_event_id(eid)
+    return None
 
 
 def hashed_body(entry: Mapping[str, Any]) -> dict[str, Any]:

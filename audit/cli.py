@@ -1,11 +1,16 @@
-"""``python -m audit`` / ``docket-audit``: offline auditor tools.
+"""``python -m audit`` / ``docket-audit``: offline auditor tools (and ``reconcile``).
+
+The command-line layer: it parses arguments, connects to Temporal (``reconcile`` only), draws
+progress on a terminal, prints, and picks the exit code. Everything it runs is in the library
+modules (``audit.verify``, ``audit.show``, ``audit.report``, ``audit.reconcile``), which never
+import this one.
 
 Exit codes: 0 OK, 1 verification failed (findings) or request not found, 2 bad arguments or
 unreadable input.
 
-Adding a subcommand (e.g. ``reconcile``): write ``register(subparsers)`` in its module that adds
-a parser with ``set_defaults(run=...)``, where ``run(args) -> int``, and append the module's
-``register`` to :data:`REGISTRARS`.
+Adding a subcommand: write ``_register_<name>(subparsers)`` adding a parser with
+``set_defaults(run=_run_<name>)``, where ``_run_<name>(args) -> int``, and append the register
+function to :data:`REGISTRARS`.
 """
 
 from __future__ import annotations
@@ -13,13 +18,16 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import orjson
 
-from audit.reader import default_paths
+from audit.progress import for_stream
+from audit.reader import MissingInput, UnreadableInput, default_paths
+from docket.text import terminal
 
-__all__ = ["REGISTRARS", "build_parser", "main"]
+__all__ = ["EXIT_FINDINGS", "EXIT_OK", "EXIT_USAGE", "REGISTRARS", "build_parser", "main"]
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
@@ -38,15 +46,40 @@ def _add_paths(p: argparse.ArgumentParser) -> None:
 
 
 def _fail(msg: str) -> int:
-    print(f"audit: error: {msg}", file=sys.stderr)
+    print(f"audit: error: {terminal(msg)}", file=sys.stderr)
     return EXIT_USAGE
+
+
+def _input_error(exc: OSError) -> int:
+    """Exit 2 naming every path that could not be read and why."""
+    if isinstance(exc, UnreadableInput):
+        for problem in exc.problems:
+            _fail(f"cannot read {problem.path}: {problem.found} ({problem.message})")
+        return EXIT_USAGE
+    if isinstance(exc, MissingInput):
+        return _fail(str(exc))
+    where = f"{exc.filename}: " if exc.filename else ""
+    return _fail(f"cannot read {where}{exc.strerror or exc}")
+
+
+def _write(args: argparse.Namespace, text: str) -> int:
+    """The command's output, to --output FILE or stdout."""
+    if getattr(args, "output", None):
+        try:
+            Path(args.output).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            return _fail(f"cannot write {args.output}: {exc.strerror or exc}")
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
 
 
 # -- verify -----------------------------------------------------------------------------------
 
 
 def _run_verify(args: argparse.Namespace) -> int:
-    from audit.verify import load_anchors, verify_paths
+    from audit.reader import discover
+    from audit.verify import load_anchors, verify_inputs
 
     anchors = []
     if args.anchors:
@@ -56,18 +89,23 @@ def _run_verify(args: argparse.Namespace) -> int:
             return _fail(f"cannot read anchors: {exc}")
         except ValueError as exc:
             return _fail(f"bad anchors file: {exc}")
+    paths = _paths(args)
+    if args.jobs is not None and args.jobs < 1:
+        return _fail("--jobs must be at least 1")
     try:
-        result = verify_paths(
-            _paths(args),
+        inputs = discover(paths)
+        if not inputs.files and not inputs.problems and not anchors:
+            return _fail(f"no *.jsonl audit segments found in {' '.join(paths)}")
+        result = verify_inputs(
+            inputs,
             anchors=anchors,
             anchors_are_prefixes=args.anchors_are_checkpoints,
             jobs=args.jobs,
             strict=args.strict,
+            progress=for_stream(sys.stderr),
         )
-    except FileNotFoundError as exc:
-        return _fail(str(exc))
-    if result.files == 0 and not anchors:
-        return _fail(f"no *.jsonl audit segments found in {' '.join(_paths(args))}")
+    except OSError as exc:
+        return _input_error(exc)
     if args.json:
         sys.stdout.write(orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2).decode())
         sys.stdout.write("\n")
@@ -85,13 +123,24 @@ def _run_verify(args: argparse.Namespace) -> int:
                 else ""
             )
         )
+        if result.legacy_lines:
+            print(
+                f"note: {result.legacy_lines} lines in the older form (U+2028/U+2029 escaped, "
+                "written before the byte-exact layout); they verify"
+            )
+        if result.ignored:
+            shown = ", ".join(terminal(p) for p in result.ignored[:5])
+            more = f" and {len(result.ignored) - 5} more" if len(result.ignored) > 5 else ""
+            print(
+                f"note: {len(result.ignored)} files not named *.jsonl were not read: {shown}{more}"
+            )
     return EXIT_OK if result.ok else EXIT_FINDINGS
 
 
 def _register_verify(sub: Any) -> None:
     p = sub.add_parser(
         "verify",
-        help="check hashes, chains, sequences and anchors; non-zero exit on any finding",
+        help="check hashes, chains, sequences, byte-exact lines and anchors; exit 1 on findings",
         description="Verify audit segments (CloudTrail validate-logs style).",
     )
     _add_paths(p)
@@ -119,18 +168,16 @@ def _run_show(args: argparse.Namespace) -> int:
 
     try:
         rows = timeline(args.request_id, _paths(args))
-    except FileNotFoundError as exc:
-        return _fail(str(exc))
+    except OSError as exc:
+        return _input_error(exc)
     if not rows:
-        print(
-            f"audit: no entries for {args.request_id!r} in {' '.join(_paths(args))}",
-            file=sys.stderr,
-        )
+        missing = f"audit: no entries for {args.request_id!r} in {' '.join(_paths(args))}"
+        print(terminal(missing), file=sys.stderr)
         return EXIT_FINDINGS
     if args.json:
         sys.stdout.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
-        sys.stdout.write(render_timeline(args.request_id, rows))
+        sys.stdout.write(render_timeline(args.request_id, rows, width=None if args.wide else 60))
     return EXIT_OK if all(r.get("check") == "ok" for r in rows) else EXIT_FINDINGS
 
 
@@ -139,6 +186,7 @@ def _register_show(sub: Any) -> None:
     p.add_argument("request_id", metavar="REQUEST_ID", help="the workflow id / chain id")
     _add_paths(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--wide", action="store_true", help="do not shorten long cells")
     p.set_defaults(run=_run_show)
 
 
@@ -146,8 +194,10 @@ def _register_show(sub: Any) -> None:
 
 
 def _run_report(args: argparse.Namespace) -> int:
-    from audit.report import build_report, parse_period_bound, render
+    from audit.report import FORMATS, build_report, parse_period_bound, render
 
+    if args.format not in FORMATS:
+        return _fail(f"--format {args.format!r}: choose one of {', '.join(FORMATS)}")
     try:
         start = parse_period_bound(args.date_from, end=False)
         end = parse_period_bound(args.date_to, end=True)
@@ -155,12 +205,15 @@ def _run_report(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     if end <= start:
         return _fail(f"--to ({args.date_to}) must not be before --from ({args.date_from})")
+    if args.jobs is not None and args.jobs < 1:
+        return _fail("--jobs must be at least 1")
     try:
-        report = build_report(_paths(args), start, end, jobs=args.jobs)
-    except FileNotFoundError as exc:
-        return _fail(str(exc))
-    sys.stdout.write(render(report, args.format))
-    return EXIT_OK
+        report = build_report(
+            _paths(args), start, end, jobs=args.jobs, progress=for_stream(sys.stderr)
+        )
+    except OSError as exc:
+        return _input_error(exc)
+    return _write(args, render(report, args.format))
 
 
 def _register_report(sub: Any) -> None:
@@ -179,16 +232,97 @@ def _register_report(sub: Any) -> None:
         metavar="DATE",
         help="YYYY-MM-DD (that whole day included) or ISO datetime (exclusive)",
     )
-    p.add_argument("--format", choices=("md", "csv", "json"), default="md")
+    p.add_argument(
+        "--format",
+        default="md",
+        metavar="FORMAT",
+        help="md (default), csv, json, or html (one self-contained file with charts)",
+    )
+    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
     p.add_argument("--jobs", type=int, default=None, help="parsing processes (default: auto)")
     _add_paths(p)
     p.set_defaults(run=_run_report)
 
 
-def _register_reconcile(sub: Any) -> None:
-    from audit.reconcile import register
+# -- reconcile --------------------------------------------------------------------------------
 
-    register(sub)
+
+def _run_reconcile(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from temporalio.service import RPCError
+
+    from audit.reader import find_segments
+    from audit.reconcile import ReconcileResult, reconcile, rpc_message
+    from docket.client import DocketError, connect
+
+    paths = _paths(args)
+    try:
+        find_segments(paths)
+    except OSError as exc:
+        return _input_error(exc)
+    if args.concurrency < 1:
+        return _fail("--concurrency must be at least 1")
+
+    async def go() -> ReconcileResult:
+        client = await connect(identity="docket-audit-reconcile")  # the CLI connects; not the lib
+        return await reconcile(
+            client,
+            paths,
+            query=args.query,
+            workflow_ids=args.workflow_id or (),
+            concurrency=args.concurrency,
+        )
+
+    try:
+        result = asyncio.run(go())
+    except DocketError as exc:
+        return _fail(str(exc))
+    except RPCError as exc:
+        return _fail(f"Temporal: {rpc_message(exc)}")
+    except OSError as exc:
+        return _input_error(exc)
+    if args.json:
+        sys.stdout.write(orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2).decode())
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(result.render_text())
+    return EXIT_OK if result.ok else EXIT_FINDINGS
+
+
+def _register_reconcile(sub: Any) -> None:
+    p = sub.add_parser(
+        "reconcile",
+        help="compare the log with Temporal's histories and workflow results (needs Temporal)",
+        description=(
+            "Every entry a completed write_audit_entries activity carried must be in the log "
+            "(same event.id and hash), the log must hold nothing else, and each completed "
+            "workflow's result/memo anchor must be the log's chain head. Connection settings "
+            "come from temporalio.envconfig (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, ...)."
+        ),
+    )
+    _add_paths(p)
+    p.add_argument(
+        "--query",
+        metavar="VISIBILITY_QUERY",
+        help="which workflows (default: WorkflowType = 'AuthorityRequest', plus unknown chains "
+        "in the log)",
+    )
+    p.add_argument(
+        "--workflow-id",
+        action="append",
+        metavar="ID",
+        help="reconcile this workflow (repeatable; with --query: both)",
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument(
+        "--concurrency",
+        type=int,
+        default=32,
+        metavar="N",
+        help="histories fetched at once (default 32)",
+    )
+    p.set_defaults(run=_run_reconcile)
 
 
 REGISTRARS: list[Callable[[Any], None]] = [

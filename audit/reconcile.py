@@ -4,6 +4,9 @@ chain head.
 
     python -m audit reconcile [PATHS] [--query Q] [--workflow-id ID ...] [--json]
 
+This module is the library: :func:`reconcile` receives a connected ``temporalio`` Client (the
+CLI, ``audit.cli``, is the only part that connects).
+
 Temporal's event history is the second, independent record of what a request did: every audit
 entry travels through it, as the input of a ``write_audit_entries`` activity or as the result
 of the same activity run locally (a local activity's marker records what it wrote), and the
@@ -41,21 +44,17 @@ re-fetched once before anything is reported.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import hashlib
-import sys
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
-from audit.canonical import CanonicalError, canonical
-from audit.chain import ENTRY_TAG, genesis_hash, is_hex64
+from audit.chain import chain_id_of, genesis_hash, is_hex64
 from audit.entry import AuditAnchor
-from audit.reader import find_segments, iter_entries
+from audit.findings import Finding
+from audit.lines import inspect_line
+from audit.reader import find_segments, iter_lines
 
 if TYPE_CHECKING:  # temporalio is imported lazily: verify/show/report must start fast
     from temporalio.client import Client
@@ -70,14 +69,15 @@ __all__ = [
     "NOTE_CODES",
     "HistoryWrite",
     "LogCopy",
-    "ReconcileFinding",
     "ReconcileResult",
     "WorkflowFacts",
+    "check_anchors",
     "compare_workflow",
+    "fetch_facts",
     "load_log",
     "local_audit_writes",
     "reconcile",
-    "register",
+    "rpc_message",
 ]
 
 AUDIT_ACTIVITY = "write_audit_entries"
@@ -113,43 +113,6 @@ _ACTIVITY_CLOSE = {  # an activity's closing event -> (status, its attributes fi
 
 
 @dataclass(slots=True)
-class ReconcileFinding:
-    """One discrepancy (or, in ``notes``, one explained oddity), CloudTrail style."""
-
-    code: str
-    message: str
-    chain_id: str | None = None  # = the workflow id
-    sequence: int | None = None
-    found: Any = None
-    expected: Any = None
-    run_id: str | None = None
-    file: str | None = None
-    line: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "code": self.code,
-            "chain_id": self.chain_id,
-            "workflow_id": self.chain_id,
-            "run_id": self.run_id,
-            "sequence": self.sequence,
-            "file": self.file,
-            "line": self.line,
-            "found": self.found,
-            "expected": self.expected,
-            "message": self.message,
-        }
-
-    def render(self, prefix: str = "") -> str:
-        who = f"{self.chain_id}#{self.sequence}" if self.sequence is not None else self.chain_id
-        where = f"{self.file}:{self.line}" if self.file else f"run {self.run_id or '-'}"
-        head = f"{prefix}{self.code:<19} {who or '-'}  ({where})"
-        if self.found is not None or self.expected is not None:
-            head += f"\n    found:    {self.found}\n    expected: {self.expected}"
-        return f"{head}\n    {self.message}"
-
-
-@dataclass(slots=True)
 class ReconcileResult:
     workflows: int = 0
     by_status: Counter[str] = field(default_factory=Counter)
@@ -160,8 +123,8 @@ class ReconcileResult:
     log_entries: int = 0  # log lines (copies) of the chains in scope
     anchors_checked: int = 0
     refetched: int = 0
-    findings: list[ReconcileFinding] = field(default_factory=list)
-    notes: list[ReconcileFinding] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    notes: list[Finding] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -188,10 +151,13 @@ class ReconcileResult:
         }
 
     def to_dict(self) -> dict[str, Any]:
+        def row(f: Finding) -> dict[str, Any]:
+            return {**f.to_dict(), "workflow_id": f.chain_id}  # the chain id is the workflow id
+
         return {
             "summary": self.summary(),
-            "findings": [f.to_dict() for f in self.findings],
-            "notes": [n.to_dict() for n in self.notes],
+            "findings": [row(f) for f in self.findings],
+            "notes": [row(n) for n in self.notes],
         }
 
     def render_text(self) -> str:
@@ -382,21 +348,6 @@ class LogCopy:
 LogIndex = dict[str, dict[int, list[LogCopy]]]
 
 
-def _intact(entry: dict[str, Any], stored: str, prev: str) -> bool:
-    body = {k: v for k, v in entry.items() if k not in ("hash", "prev_hash", "writer")}
-    head = ENTRY_TAG + bytes.fromhex(prev)
-    try:
-        fast = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
-    except TypeError:
-        fast = b""
-    if fast and hashlib.sha256(head + fast).hexdigest() == stored:
-        return True  # same preimage as the canonical bytes (see audit.verify's fast path)
-    try:
-        return hashlib.sha256(head + canonical(body)).hexdigest() == stored
-    except CanonicalError:
-        return False
-
-
 def load_log(paths: Iterable[str], chains: set[str] | None = None) -> tuple[LogIndex, int, int]:
     """Index the log by chain and sequence: (index, files, copies read).
 
@@ -411,15 +362,16 @@ def load_log(paths: Iterable[str], chains: set[str] | None = None) -> tuple[LogI
     contains = None
     if chains is not None and len(chains) == 1:
         contains = next(iter(chains)).encode()
-    for path, line, e in iter_entries(paths, contains=contains):
+    for path, line, raw in iter_lines(paths, contains=contains):
+        check = inspect_line(raw)
+        e = check.entry
+        if e is None:
+            continue
         ev = e.get("event")
-        d = e.get("docket")
         if type(ev) is not dict:
             continue
         eid, seq = ev.get("id"), ev.get("sequence")
-        cid = d.get("chain_id") if type(d) is dict else None
-        if cid is None and type(eid) is str:
-            cid = eid.rpartition(":")[0]
+        cid = chain_id_of(e)
         h, p = e.get("hash"), e.get("prev_hash")
         if type(cid) is not str or type(seq) is not int or type(eid) is not str:
             continue
@@ -428,7 +380,8 @@ def load_log(paths: Iterable[str], chains: set[str] | None = None) -> tuple[LogI
         if not isinstance(h, str) or not isinstance(p, str) or not is_hex64(h) or not is_hex64(p):
             continue
         copies += 1
-        intact = _intact(e, h, p)
+        # The content's hash recomputes (byte-exactness of the line is verify's finding).
+        intact = check.code != "invalid_entry" and check.recomputed == h
         key = (cid, seq, eid, h, intact)
         if key in seen:
             continue  # an identical re-write (retried activity): one copy is enough
@@ -448,7 +401,7 @@ def compare_workflow(
     chain: dict[int, list[LogCopy]] | None,
     *,
     explain: WorkflowFacts | None = None,
-) -> tuple[list[ReconcileFinding], list[ReconcileFinding], int]:
+) -> tuple[list[Finding], list[Finding], int]:
     """Findings, notes and the number of history entries found intact in the log.
 
     ``facts`` is the history fetched *before* the log was read (what it shows completed must be
@@ -456,15 +409,15 @@ def compare_workflow(
     log entries that are newer than ``facts`` (a running workflow moving on meanwhile).
     """
     wid, run = facts.workflow_id, facts.run_id
-    findings: list[ReconcileFinding] = []
-    notes: list[ReconcileFinding] = []
+    findings: list[Finding] = []
+    notes: list[Finding] = []
     chain = chain or {}
 
     def finding(code: str, msg: str, seq: int | None = None, **kw: Any) -> None:
-        findings.append(ReconcileFinding(code, msg, wid, seq, run_id=run, **kw))
+        findings.append(Finding(code, msg, wid, seq, run_id=run, **kw))
 
     def note(code: str, msg: str, seq: int | None = None, **kw: Any) -> None:
-        notes.append(ReconcileFinding(code, msg, wid, seq, run_id=run, **kw))
+        notes.append(Finding(code, msg, wid, seq, run_id=run, **kw))
 
     for problem in facts.problems:
         finding("history_unavailable", f"the history could not be read completely: {problem}")
@@ -607,10 +560,10 @@ def _log_head(chain: dict[int, list[LogCopy]]) -> tuple[int, list[str]]:
 
 def check_anchors(
     facts: WorkflowFacts, chain: dict[int, list[LogCopy]] | None
-) -> tuple[list[ReconcileFinding], list[ReconcileFinding], int]:
+) -> tuple[list[Finding], list[Finding], int]:
     """A completed run's result and memo anchors must equal the log's head and the history's."""
-    findings: list[ReconcileFinding] = []
-    notes: list[ReconcileFinding] = []
+    findings: list[Finding] = []
+    notes: list[Finding] = []
     if facts.running:
         return findings, notes, 0  # a prefix: compare_workflow covers it
     wid, run = facts.workflow_id, facts.run_id
@@ -624,7 +577,7 @@ def check_anchors(
         for what, anchor in anchors:
             if anchor is None:
                 notes.append(
-                    ReconcileFinding(
+                    Finding(
                         "no_anchor",
                         f"the completed workflow has no {what} anchor to check",
                         wid,
@@ -642,7 +595,7 @@ def check_anchors(
         )
         if count != anchor.count or anchor.head_hash not in heads or len(heads) != 1:
             findings.append(
-                ReconcileFinding(
+                Finding(
                     "anchor_mismatch",
                     f"the workflow's {what} anchor is not the log's chain head: entries were "
                     "deleted at the tail, appended, or the chain was rewritten and re-hashed",
@@ -655,7 +608,7 @@ def check_anchors(
             )
         if (anchor.count, anchor.head_hash) != hist_anchor:
             findings.append(
-                ReconcileFinding(
+                Finding(
                     "anchor_mismatch",
                     f"the workflow's {what} anchor disagrees with its own history's last "
                     "completed audit write (a workflow bug, not a log problem)",
@@ -673,7 +626,8 @@ def check_anchors(
 # The whole run
 
 
-def _rpc_message(exc: RPCError) -> str:
+def rpc_message(exc: RPCError) -> str:
+    """A one-line explanation of a Temporal RPC error."""
     from temporalio.service import RPCStatusCode
 
     if exc.status == RPCStatusCode.NOT_FOUND:
@@ -730,9 +684,9 @@ async def reconcile(
                 facts[wid] = await _fetch(client, wid, run_id)
             except RPCError as exc:
                 result.findings.append(
-                    ReconcileFinding(
+                    Finding(
                         "history_unavailable",
-                        f"cannot fetch the history: {_rpc_message(exc)}",
+                        f"cannot fetch the history: {rpc_message(exc)}",
                         wid,
                         run_id=run_id,
                     )
@@ -761,9 +715,9 @@ async def reconcile(
                 except RPCError as exc:
                     if exc.status != RPCStatusCode.NOT_FOUND:
                         result.findings.append(
-                            ReconcileFinding(
+                            Finding(
                                 "history_unavailable",
-                                f"cannot fetch the history: {_rpc_message(exc)}",
+                                f"cannot fetch the history: {rpc_message(exc)}",
                                 cid,
                             )
                         )
@@ -771,7 +725,7 @@ async def reconcile(
                     copies = index[cid]
                     first = copies[min(copies)][0]
                     result.findings.append(
-                        ReconcileFinding(
+                        Finding(
                             "unknown_chain",
                             "the log holds a chain for which Temporal has no workflow: forged, "
                             "from another namespace/cluster, or its history was deleted by the "
@@ -814,88 +768,9 @@ async def reconcile(
         result.history_entries += len(done)
         result.retried_writes += len({w.scheduled_event_id for w in done if w.attempt > 1})
 
-    def order(x: ReconcileFinding) -> tuple[str, int, str]:
+    def order(x: Finding) -> tuple[str, int, str]:
         return (x.chain_id or "", x.sequence if x.sequence is not None else -1, x.code)
 
     result.findings.sort(key=order)
     result.notes.sort(key=order)
     return result
-
-
-# --------------------------------------------------------------------------------------------
-# CLI
-
-
-def _run(args: argparse.Namespace) -> int:
-    from temporalio.service import RPCError
-
-    from audit.cli import EXIT_FINDINGS, EXIT_OK, _fail, _paths
-    from docket.client import DocketError, connect
-
-    paths = _paths(args)
-    try:
-        find_segments(paths)
-    except FileNotFoundError as exc:
-        return _fail(str(exc))
-    if args.concurrency < 1:
-        return _fail("--concurrency must be at least 1")
-
-    async def go() -> ReconcileResult:
-        client = await connect(identity="docket-audit-reconcile")
-        return await reconcile(
-            client,
-            paths,
-            query=args.query,
-            workflow_ids=args.workflow_id or (),
-            concurrency=args.concurrency,
-        )
-
-    try:
-        result = asyncio.run(go())
-    except DocketError as exc:
-        return _fail(str(exc))
-    except RPCError as exc:
-        return _fail(f"Temporal: {_rpc_message(exc)}")
-    if args.json:
-        sys.stdout.write(orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2).decode())
-        sys.stdout.write("\n")
-    else:
-        sys.stdout.write(result.render_text())
-    return EXIT_OK if result.ok else EXIT_FINDINGS
-
-
-def register(sub: Any) -> None:
-    """Add ``reconcile`` to ``python -m audit`` (see audit.cli.REGISTRARS)."""
-    from audit.cli import _add_paths
-
-    p = sub.add_parser(
-        "reconcile",
-        help="compare the log with Temporal's histories and workflow results (needs Temporal)",
-        description=(
-            "Every entry a completed write_audit_entries activity carried must be in the log "
-            "(same event.id and hash), the log must hold nothing else, and each completed "
-            "workflow's result/memo anchor must be the log's chain head. Connection settings "
-            "come from temporalio.envconfig (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, ...)."
-        ),
-    )
-    _add_paths(p)
-    p.add_argument(
-        "--query",
-        metavar="VISIBILITY_QUERY",
-        help=f"which workflows (default: {DEFAULT_QUERY}, plus unknown chains in the log)",
-    )
-    p.add_argument(
-        "--workflow-id",
-        action="append",
-        metavar="ID",
-        help="reconcile this workflow (repeatable; with --query: both)",
-    )
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument(
-        "--concurrency",
-        type=int,
-        default=32,
-        metavar="N",
-        help="histories fetched at once (default 32)",
-    )
-    p.set_defaults(run=_run)

@@ -3,6 +3,11 @@
 Requests are selected by the ``@timestamp`` of their first entry (the ``submit``); everything
 that happened to them afterwards (effects, verification, appeals) is counted, whenever it
 happened. Entries are deduplicated by event.id (run ``verify`` first: the report trusts the log).
+
+Removals are counted apart by what our own probes concluded (``docket.data.verification``):
+confirmed, unverified (inconclusive or probe errors) and contradicted (we saw the content where
+the platform claims it gone); an unverified removal is never counted as a confirmed one. SLA
+figures count from the platform's receipt of the request (``received_at``), as the rules do.
 """
 
 from __future__ import annotations
@@ -13,25 +18,24 @@ import math
 import os
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import orjson
 
-from audit.reader import find_segments
-from audit.verify import (
-    _CHUNK_BYTES,
-    _PARALLEL_MIN_BYTES,
-    _Chunk,
-    _chunks,
-    _gc_paused,
-    _read_lines,
-)
+from audit.chain import chain_of_event_id
+from audit.chunks import CHUNK_BYTES, Chunk, gc_paused, map_chunks, plan_chunks, read_lines
+from audit.progress import Progress
+from audit.reader import UnreadableInput, discover
+from docket.text import csv_cell, markdown_cell, markdown_text
 
 __all__ = [
+    "DIMENSIONS",
+    "FORMATS",
     "GOOGLE_BUCKETS",
+    "REMOVAL_CLAIMS",
+    "VERIFICATION_STATUSES",
     "build_report",
     "parse_period_bound",
     "quantile",
@@ -47,10 +51,26 @@ GOOGLE_BUCKETS = (
     "no action",
 )
 ACTIONED = frozenset({"removed_globally", "restricted"})
-# An observation confirming the platform's claim that the item is gone / restricted.
+# Platform claims that say the content is gone (everywhere, or where it was restricted): the
+# removals whose verification the report counts. Equal to docket.case.GONE_CLAIMS (a test
+# keeps them equal; importing docket.case would cost the report a third of a second).
+REMOVAL_CLAIMS = ("removed_globally", "restricted", "already_removed", "not_found")
+# An observation confirming the platform's claim that the item is gone / restricted (for logs
+# whose entries carry no data.verification).
 CONFIRMS: Mapping[str, frozenset[str]] = {
     "removed_globally": frozenset({"removed", "not_found", "legally_blocked"}),
     "restricted": frozenset({"geo_restricted", "legally_blocked", "removed", "not_found"}),
+}
+VERIFICATION_STATUSES = ("confirmed", "unverified", "contradicted")
+# data.verification spellings, old (confirmed | disagrees | inconclusive | not_applicable) and
+# new (confirmed | unverified | contradicted | not_applicable), to the report's three statuses.
+_STATUS = {
+    "confirmed": "confirmed",
+    "disagrees": "contradicted",
+    "contradicted": "contradicted",
+    "inconclusive": "unverified",
+    "unverified": "unverified",
+    "not_applicable": "not_applicable",
 }
 _FOLDED = frozenset(
     {
@@ -64,7 +84,22 @@ _FOLDED = frozenset(
         "decide_appeal",
     }
 )
-DURATIONS = ("send_to_ack", "receipt_to_effect", "effect_to_verified", "appeal_filed_to_decided")
+DURATIONS = (
+    "receipt_to_ack",
+    "receipt_to_effect",
+    "send_to_ack",
+    "effect_to_verified",
+    "appeal_filed_to_decided",
+)
+DURATION_LABELS = {
+    "receipt_to_ack": "platform's receipt to acknowledgement (SLA clock)",
+    "receipt_to_effect": "platform's receipt to removal/restriction (SLA clock)",
+    "send_to_ack": "our send time to acknowledgement (not the SLA clock)",
+    "effect_to_verified": "removal to our confirming probe",
+    "appeal_filed_to_decided": "appeal filed to decided",
+}
+# Hours from receipt to the effect: the histogram's bins (upper bounds; the last is open).
+EFFECT_HOURS_BINS = (1, 6, 24, 48, 72, 168)
 
 
 def parse_ts(value: Any) -> datetime | None:
@@ -129,6 +164,7 @@ class _Item:
     actioned_at: datetime | None = None  # first removal/restriction
     verified_at: datetime | None = None  # first observation confirming the claim
     disagreed: bool = False
+    verification: str | None = None  # latest data.verification status, normalised
 
 
 def _label_basis(b: Any) -> str:
@@ -154,6 +190,7 @@ _ITEM_KEYS = ("item_id", "platform", "category", "effect", "effect_at", "basis")
 _EVIDENCE_KEYS = ("item_id", "observation")
 _APPEAL_KEYS = ("appeal_id", "appellant_type", "filed_at", "outcome", "decided_at")
 _DATA_KEYS = (
+    "verification",
     "sent_at",
     "received_at",
     "due_at",
@@ -162,7 +199,7 @@ _DATA_KEYS = (
     "outcome",
     "item_outcomes",
 )
-_DISAGREEMENT_KEYS = ("item_id", "claim", "observation")
+_DISAGREEMENT_KEYS = ("item_id", "claim", "observation", "observations")
 
 # One kept entry: (@timestamp, event.action, docket.to_state, organization.name, slim docket or
 # None when the fold does not read it).
@@ -215,13 +252,13 @@ def _slim_docket(d: dict[str, Any], action: Any, memo: dict[str, str]) -> dict[s
     return out
 
 
-def _scan(chunk: _Chunk) -> _ChunkFold:
-    with _gc_paused():
+def _scan(chunk: Chunk) -> _ChunkFold:
+    with gc_paused():
         return _scan_chunk(chunk)
 
 
-def _scan_chunk(chunk: _Chunk) -> _ChunkFold:
-    lines = _read_lines(chunk)
+def _scan_chunk(chunk: Chunk) -> _ChunkFold:
+    lines = read_lines(chunk)
     lines.pop()  # b"" after the last newline, or a torn tail: never acknowledged
     loads = orjson.loads
     decode_error = orjson.JSONDecodeError
@@ -247,7 +284,7 @@ def _scan_chunk(chunk: _Chunk) -> _ChunkFold:
         seq = ev.get("sequence")
         cid = d.get("chain_id") if type(d) is dict else None
         if cid is None and isinstance(ev.get("id"), str):
-            cid = ev["id"].rpartition(":")[0]
+            cid = chain_of_event_id(ev["id"])
         if type(seq) is not int or not isinstance(cid, str):
             continue
         part = chains.get(cid)
@@ -281,39 +318,39 @@ def _scan_chunk(chunk: _Chunk) -> _ChunkFold:
     return _ChunkFold(chunk.file_idx, parsed, dup, chains)
 
 
-def _scans(
-    paths: Iterable[str | os.PathLike[str]], jobs: int | None, chunk_bytes: int
-) -> Iterator[_ChunkFold]:
-    """Every chunk's fold, in file and offset order (as soon as each is ready)."""
-    chunks = _chunks(find_segments(paths), chunk_bytes)
-    total = sum(c.end - c.start for c in chunks)
-    if jobs is None:
-        jobs = (os.cpu_count() or 1) if total >= _PARALLEL_MIN_BYTES else 1
-    if jobs > 1 and len(chunks) > 1:
-        with ProcessPoolExecutor(max_workers=min(jobs, len(chunks))) as pool:
-            yield from pool.map(_scan, chunks)
-    else:
-        yield from map(_scan, chunks)
-
-
 def build_report(
     paths: Iterable[str | os.PathLike[str]],
     start: datetime,
     end: datetime,
     *,
     jobs: int | None = None,
-    chunk_bytes: int = _CHUNK_BYTES,
+    chunk_bytes: int = CHUNK_BYTES,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     """The report for requests whose first entry's @timestamp is in [start, end).
 
     ``jobs``: worker processes that parse the log (default: all CPUs when the log is large,
     else 1); ``chunk_bytes``: how much of a segment one worker task reads. Neither changes the
-    result.
+    result. ``progress``: told the log's size, then each chunk's as it is read.
+    Raises MissingInput for a path that does not exist and UnreadableInput when part of the log
+    cannot be read (a report without it would be silently incomplete).
     """
+    inputs = discover(paths)
+    blocking = inputs.blocking()
+    if blocking:
+        raise UnreadableInput(blocking)
+    chunks = plan_chunks(inputs.files, chunk_bytes)
+    if progress is not None:
+        progress.start(sum(c.size for c in chunks), "report")
+    advance = progress.advance if progress is not None else None
     # Millions of small containers stay alive until the fold; nothing is cyclic, and the
     # cyclic collector would rescan them all again and again.
-    with _gc_paused():
-        return _build_report(_scans(paths, jobs, chunk_bytes), start, end)
+    try:
+        with gc_paused():
+            return _build_report(map_chunks(_scan, chunks, jobs=jobs, progress=advance), start, end)
+    finally:
+        if progress is not None:
+            progress.finish()
 
 
 def _build_report(scans: Iterable[_ChunkFold], start: datetime, end: datetime) -> dict[str, Any]:
@@ -352,13 +389,19 @@ def _build_report(scans: Iterable[_ChunkFold], start: datetime, end: datetime) -
     buckets: Counter[str] = Counter({b: 0 for b in (*GOOGLE_BUCKETS, "pending")})
     durations: dict[str, list[float]] = {k: [] for k in DURATIONS}
     sla = Counter[str]()
-    verification = Counter[str]()
+    removals: dict[str, Counter[str]] = {claim: Counter() for claim in REMOVAL_CLAIMS}
     disagreements: Counter[str] = Counter()
     disagreeing_items = 0
     appeals_by_type: Counter[str] = Counter()
     appeals_by_outcome: Counter[str] = Counter()
     appeals_by_both: Counter[str] = Counter()
     n_requests = n_items = 0
+    unit = _time_unit(start, end)
+    requests_over_time: dict[str, Counter[str]] = defaultdict(Counter)  # platform -> period
+    items_over_time: dict[str, Counter[str]] = defaultdict(Counter)  # bucket -> period
+    requests_platform_outcome: dict[str, Counter[str]] = defaultdict(Counter)
+    items_platform_bucket: dict[str, Counter[str]] = defaultdict(Counter)
+    effect_hours: Counter[str] = Counter({label: 0 for label in _hour_bins()})
 
     no_docket: dict[str, Any] = {}
     for recs in chains.values():
@@ -428,7 +471,7 @@ def _build_report(scans: Iterable[_ChunkFold], start: datetime, end: datetime) -
                         key = (
                             str(dis.get("item_id")),
                             str(dis.get("claim")),
-                            str(dis.get("observation")),
+                            _observed(dis),
                         )
                         if key not in seen_dis:
                             seen_dis.add(key)
@@ -447,6 +490,11 @@ def _build_report(scans: Iterable[_ChunkFold], start: datetime, end: datetime) -
                     outcome=a.get("outcome") or "unknown",
                     decided_at=parse_ts(a.get("decided_at")) or ts,
                 )
+            marks = data.get("verification")
+            if isinstance(marks, dict):  # our probes' verdict per item, at this entry
+                for item_id, status in marks.items():
+                    if item_id in items:
+                        items[item_id].verification = _STATUS.get(str(status), "unverified")
             if to == "closed":
                 closed = True
                 if isinstance(data.get("outcome"), str):
@@ -468,7 +516,11 @@ def _build_report(scans: Iterable[_ChunkFold], start: datetime, end: datetime) -
             req_by["category"][v] += 1
         for v in scope:
             req_by["country"][v] += 1
-        req_outcomes[outcome or ("closed_without_outcome" if closed else "open")] += 1
+        req_outcome = outcome or ("closed_without_outcome" if closed else "open")
+        req_outcomes[req_outcome] += 1
+        period = _period_label(first_ts, unit)
+        requests_over_time[platform][period] += 1
+        requests_platform_outcome[platform][req_outcome] += 1
         n_items += len(items)
         for item_id, item in items.items():
             item_by["authority"][authority] += 1
@@ -482,23 +534,26 @@ def _build_report(scans: Iterable[_ChunkFold], start: datetime, end: datetime) -
             final = final_items.get(item_id)
             final = final if isinstance(final, str) else item.effect
             item_outcomes[final or ("unknown" if closed else "pending")] += 1
-            buckets[google_bucket(final, item.basis, closed)] += 1
+            bucket = google_bucket(final, item.basis, closed)
+            buckets[bucket] += 1
+            items_over_time[bucket][period] += 1
+            items_platform_bucket[str(item.platform or platform)][bucket] += 1
             if received_at and item.actioned_at:
-                durations["receipt_to_effect"].append(
-                    (item.actioned_at - received_at).total_seconds()
-                )
+                seconds = (item.actioned_at - received_at).total_seconds()
+                durations["receipt_to_effect"].append(seconds)
+                effect_hours[_hour_bin(seconds)] += 1
             if item.actioned_at and item.verified_at:
                 durations["effect_to_verified"].append(
                     (item.verified_at - item.actioned_at).total_seconds()
                 )
-            if item.effect in ACTIONED:
-                verification["items_claimed_removed"] += 1
-                if item.verified_at:
-                    verification["items_verified"] += 1
+            if final in removals:
+                removals[final][_removal_status(item)] += 1
             if item.disagreed:
                 disagreeing_items += 1
         if sent_at and ack_at:
             durations["send_to_ack"].append((ack_at - sent_at).total_seconds())
+        if received_at and ack_at:
+            durations["receipt_to_ack"].append((ack_at - received_at).total_seconds())
         # -- SLA: only requests with a clock (a due_at was recorded)
         if due_at is None:
             sla["items_excluded_no_clock"] += len(items)
@@ -561,8 +616,10 @@ def _build_report(scans: Iterable[_ChunkFold], start: datetime, end: datetime) -
         "request_outcomes": sorted_counts(req_outcomes),
         "item_outcomes": sorted_counts(item_outcomes),
         "item_outcome_buckets": dict(buckets),
-        "durations": {k: stats(durations[k]) for k in DURATIONS},
+        "durations": {k: {**stats(durations[k]), "label": DURATION_LABELS[k]} for k in DURATIONS},
+        "histograms": {"receipt_to_effect_hours": dict(effect_hours)},
         "sla": {
+            "clock": SLA_CLOCK,
             "items_counted": sla["items_counted"],
             "items_within": sla["items_within"],
             "items_share_within": share(sla["items_within"], sla["items_counted"]),
@@ -573,13 +630,7 @@ def _build_report(scans: Iterable[_ChunkFold], start: datetime, end: datetime) -
             "requests_share_within": share(sla["requests_within"], sla["requests_counted"]),
             "requests_excluded_no_clock": sla["requests_excluded_no_clock"],
         },
-        "verification": {
-            "items_claimed_removed": verification["items_claimed_removed"],
-            "items_verified": verification["items_verified"],
-            "share_verified": share(
-                verification["items_verified"], verification["items_claimed_removed"]
-            ),
-        },
+        "verification": _verification_section(removals, share),
         "disagreements": {
             "total": sum(disagreements.values()),
             "items": disagreeing_items,
@@ -590,8 +641,123 @@ def _build_report(scans: Iterable[_ChunkFold], start: datetime, end: datetime) -
             "by_appellant_type": sorted_counts(appeals_by_type),
             "by_outcome": sorted_counts(appeals_by_outcome),
             "by_appellant_type_and_outcome": sorted_counts(appeals_by_both),
+            "items_reinstated": item_outcomes.get("reinstated", 0),
+        },
+        "over_time": {
+            "unit": unit,
+            "periods": _periods(start, end, unit),
+            "requests_by_platform": {
+                k: dict(sorted(v.items())) for k, v in sorted(requests_over_time.items())
+            },
+            "items_by_bucket": {
+                k: dict(sorted(v.items())) for k, v in sorted(items_over_time.items())
+            },
+        },
+        "crosstabs": {
+            "requests_by_platform_and_outcome": {
+                k: sorted_counts(v) for k, v in sorted(requests_platform_outcome.items())
+            },
+            "items_by_platform_and_bucket": {
+                k: sorted_counts(v) for k, v in sorted(items_platform_bucket.items())
+            },
         },
     }
+
+
+SLA_CLOCK = (
+    "from the platform's receipt (received_at of the delivered entry): the deadline is receipt "
+    "+ the policy's time, as the rules count it; an item is within if the platform decided on "
+    "it by then"
+)
+
+
+def _observed(disagreement: Mapping[str, Any]) -> str:
+    """What our probes saw, from a disagreement record (one observation, or one per vantage)."""
+    single = disagreement.get("observation")
+    if single is not None:
+        return str(single)
+    many = disagreement.get("observations")
+    if isinstance(many, Mapping) and many:
+        return ",".join(sorted({str(v) for v in many.values()}))
+    return "unknown"
+
+
+def _removal_status(item: _Item) -> str:
+    """confirmed | unverified | contradicted for an item the platform says is gone: our probes'
+    last verdict (data.verification), else, for logs without one, the evidence itself. Never
+    confirmed without a confirming observation."""
+    if item.verification in VERIFICATION_STATUSES:
+        return item.verification
+    if item.verification is None:
+        if item.verified_at is not None:
+            return "confirmed"
+        if item.disagreed:
+            return "contradicted"
+    return "unverified"  # not_applicable, or nothing recorded: we never saw it gone
+
+
+def _verification_section(removals: Mapping[str, Counter[str]], share: Any) -> dict[str, Any]:
+    totals = Counter[str]()
+    for counts in removals.values():
+        totals.update(counts)
+    n = sum(totals.values())
+    return {
+        "removals": n,
+        **{status: totals[status] for status in VERIFICATION_STATUSES},
+        **{f"share_{status}": share(totals[status], n) for status in VERIFICATION_STATUSES},
+        "by_claim": {
+            claim: {status: counts[status] for status in VERIFICATION_STATUSES}
+            for claim, counts in removals.items()
+        },
+    }
+
+
+def _time_unit(start: datetime, end: datetime) -> str:
+    days = (end - start).total_seconds() / 86400
+    return "day" if days <= 31 else "week" if days <= 7 * 26 else "month"
+
+
+def _period_label(ts: datetime, unit: str) -> str:
+    ts = ts.astimezone(UTC)
+    if unit == "day":
+        return ts.strftime("%Y-%m-%d")
+    if unit == "week":
+        year, week, _ = ts.isocalendar()
+        return f"{year}-W{week:02d}"
+    return ts.strftime("%Y-%m")
+
+
+def _periods(start: datetime, end: datetime, unit: str) -> list[str]:
+    """Every period label from start to end (so empty periods show as zero)."""
+    labels: list[str] = []
+    step = timedelta(days=1)
+    at = start
+    while at < end and len(labels) < 400:
+        label = _period_label(at, unit)
+        if not labels or labels[-1] != label:
+            labels.append(label)
+        at += step
+    return labels
+
+
+def _hour_bins() -> list[str]:
+    labels = []
+    low = 0
+    for high in EFFECT_HOURS_BINS:
+        labels.append(f"{low}-{high} h")
+        low = high
+    labels.append(f">{low} h")
+    return labels
+
+
+def _hour_bin(seconds: float) -> str:
+    hours = seconds / 3600
+    low = 0
+    for high in EFFECT_HOURS_BINS:
+        if hours < high:
+            return f"{low}-{high} h"
+        low = high
+    return f">{low} h"
 
 
 DIMENSIONS = ("authority", "legal_basis", "platform", "category", "country")
@@ -601,27 +767,37 @@ DIMENSIONS = ("authority", "legal_basis", "platform", "category", "country")
 
 
 def _rows(report: Mapping[str, Any]) -> list[tuple[str, str, str, Any]]:
-    """(section, metric, key, value): one row per metric/dimension/value."""
+    """(section, metric, key, value): one row per metric/dimension/value; deeper levels are
+    joined into the key with "/" (e.g. ``facebook/complied``)."""
     rows: list[tuple[str, str, str, Any]] = []
+
+    def flat(prefix: str, value: Any) -> Iterator[tuple[str, Any]]:
+        if isinstance(value, Mapping):
+            for k, v in value.items():
+                yield from flat(f"{prefix}/{k}" if prefix else str(k), v)
+        elif isinstance(value, list):
+            yield prefix, ", ".join(str(v) for v in value)
+        else:
+            yield prefix, value
+
     for section, body in report.items():
         if not isinstance(body, Mapping):
             rows.append((section, "", "", body))
             continue
         for metric, value in body.items():
-            if isinstance(value, Mapping):
-                for key, v in value.items():
-                    rows.append((section, metric, str(key), v))
-            else:
-                rows.append((section, metric, "", value))
+            for key, v in flat("", value):
+                rows.append((section, metric, key, v))
     return rows
 
 
 def render_csv(report: Mapping[str, Any]) -> str:
+    """One row per value; every cell through docket.text.csv_cell (no formulas, no control
+    characters), numbers as numbers."""
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
     w.writerow(["section", "metric", "key", "value"])
     for section, metric, key, value in _rows(report):
-        w.writerow([section, metric, key, "" if value is None else value])
+        w.writerow([csv_cell(section), csv_cell(metric), csv_cell(key), csv_cell(value)])
     return out.getvalue()
 
 
@@ -633,82 +809,106 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f} %"
 
 
+def _table(head: tuple[str, ...], rows: Iterable[tuple[Any, ...]]) -> list[str]:
+    """A markdown table; every cell escaped (``|``, line breaks, markup, control characters)."""
+    align = "|---|" + "---:|" * (len(head) - 1)
+    out = ["| " + " | ".join(head) + " |", align]
+    out += ["| " + " | ".join(markdown_cell(c) for c in row) + " |" for row in rows]
+    return out
+
+
 def render_md(report: Mapping[str, Any]) -> str:
     p, t, src = report["period"], report["totals"], report["source"]
+    esc = markdown_text
     out = [
         "# Transparency report",
         "",
-        f"Period: {p['from']} to {p['to']} ({p['selection']}).",
+        f"Period: {esc(p['from'])} to {esc(p['to'])} ({esc(p['selection'])}).",
         f"Source: {src['files']} audit files, {src['entries']} entries "
         f"({src['duplicates_dropped']} identical duplicates dropped), log up to "
-        f"{src['log_horizon']}. Run `python -m audit verify` to check the log's integrity.",
+        f"{esc(src['log_horizon'])}. Run `python -m audit verify` to check the log's integrity.",
         "",
         f"**{t['requests']} requests, {t['items']} items.**",
         "",
     ]
     for dim in DIMENSIONS:
-        out += [
-            f"## By {dim.replace('_', ' ')}",
-            "",
-            "| value | requests | items |",
-            "|---|---:|---:|",
-        ]
         keys = dict.fromkeys([*report["requests_by"][dim], *report["items_by"][dim]])
-        for k in keys:
-            out.append(
-                f"| {k} | {report['requests_by'][dim].get(k, 0)} | "
-                f"{report['items_by'][dim].get(k, 0)} |"
-            )
-        out.append("")
-    out += [
-        "## Item outcomes (transparency-report buckets)",
-        "",
-        "| bucket | items |",
-        "|---|---:|",
-    ]
-    out += [f"| {k} | {v} |" for k, v in report["item_outcome_buckets"].items()]
-    out += ["", "| item outcome | items |", "|---|---:|"]
-    out += [f"| {k} | {v} |" for k, v in report["item_outcomes"].items()]
-    out += ["", "| request outcome | requests |", "|---|---:|"]
-    out += [f"| {k} | {v} |" for k, v in report["request_outcomes"].items()]
-    out += ["", "## Times", "", "| interval | n | median | p90 |", "|---|---:|---:|---:|"]
-    for k, s in report["durations"].items():
-        out.append(
-            f"| {k.replace('_', ' ')} | {s['n']} | {_hours(s['median_seconds'])} | "
-            f"{_hours(s['p90_seconds'])} |"
+        out += [f"## By {dim.replace('_', ' ')}", ""]
+        out += _table(
+            ("value", "requests", "items"),
+            (
+                (k, report["requests_by"][dim].get(k, 0), report["items_by"][dim].get(k, 0))
+                for k in keys
+            ),
         )
-    s, v, dis, ap = (
-        report["sla"],
-        report["verification"],
-        report["disagreements"],
-        report["appeals"],
-    )
+        out.append("")
+    out += ["## Item outcomes (transparency-report buckets)", ""]
+    out += _table(("bucket", "items"), report["item_outcome_buckets"].items())
+    out.append("")
+    out += _table(("item outcome", "items"), report["item_outcomes"].items())
+    out.append("")
+    out += _table(("request outcome", "requests"), report["request_outcomes"].items())
+    v = report["verification"]
     out += [
         "",
-        "## SLA, verification, disagreements",
+        "## Removals and our own verification",
         "",
-        f"- Items within SLA: {s['items_within']} of {s['items_counted']} "
-        f"({_pct(s['items_share_within'])}); {s['items_pending']} pending, "
-        f"{s['items_excluded_no_clock']} excluded (no SLA clock).",
+        f"{v['removals']} items the platforms say are gone (removed globally, restricted, "
+        "already removed, not found), by what our own probes concluded last. *Unverified* "
+        "(inconclusive, or the probes failed) is never counted as confirmed; *contradicted* "
+        "means we still saw the content.",
+        "",
+    ]
+    out += _table(
+        ("platform claim", "confirmed", "unverified", "contradicted"),
+        (
+            (claim, c["confirmed"], c["unverified"], c["contradicted"])
+            for claim, c in v["by_claim"].items()
+        ),
+    )
+    out.append(
+        f"| **all** | **{v['confirmed']}** ({_pct(v['share_confirmed'])}) | "
+        f"**{v['unverified']}** ({_pct(v['share_unverified'])}) | "
+        f"**{v['contradicted']}** ({_pct(v['share_contradicted'])}) |"
+    )
+    out += ["", "## Times", "", f"The SLA clock runs {esc(SLA_CLOCK)}.", ""]
+    out += _table(
+        ("interval", "n", "median", "p90"),
+        (
+            (s["label"], s["n"], _hours(s["median_seconds"]), _hours(s["p90_seconds"]))
+            for s in report["durations"].values()
+        ),
+    )
+    out += ["", "Time from the platform's receipt to removal/restriction, items:", ""]
+    out += _table(("hours", "items"), report["histograms"]["receipt_to_effect_hours"].items())
+    s, dis, ap = report["sla"], report["disagreements"], report["appeals"]
+    out += [
+        "",
+        "## SLA and disagreements",
+        "",
+        f"- Items decided within SLA (counted from the platform's receipt): {s['items_within']} "
+        f"of {s['items_counted']} ({_pct(s['items_share_within'])}); {s['items_pending']} "
+        f"pending, {s['items_excluded_no_clock']} excluded (no SLA clock).",
         f"- Requests within SLA: {s['requests_within']} of {s['requests_counted']} "
         f"({_pct(s['requests_share_within'])}).",
-        f"- Items independently verified: {v['items_verified']} of "
-        f"{v['items_claimed_removed']} claimed removed/restricted ({_pct(v['share_verified'])}).",
         f"- Platform claim vs our observation disagreements: {dis['total']} "
         f"on {dis['items']} items.",
     ]
-    out += [f"  - {k}: {n}" for k, n in dis["by_claim_observation"].items()]
+    out += [f"  - {esc(k)}: {n}" for k, n in dis["by_claim_observation"].items()]
     out += [
         "",
         "## Appeals",
         "",
-        f"{ap['total']} appeals.",
+        f"{ap['total']} appeals; {ap['items_reinstated']} items reinstated after an appeal.",
         "",
-        "| appellant type / outcome | appeals |",
-        "|---|---:|",
     ]
-    out += [f"| {k} | {n} |" for k, n in ap["by_appellant_type_and_outcome"].items()]
+    out += _table(
+        ("appellant type / outcome", "appeals"), ap["by_appellant_type_and_outcome"].items()
+    )
     return "\n".join(out) + "\n"
+
+
+FORMATS = ("md", "csv", "json", "html")
 
 
 def render(report: Mapping[str, Any], fmt: str) -> str:
@@ -718,4 +918,8 @@ def render(report: Mapping[str, Any], fmt: str) -> str:
         return render_csv(report)
     if fmt == "md":
         return render_md(report)
-    raise ValueError(f"unknown format {fmt!r} (md, csv, json)")
+    if fmt == "html":
+        from audit.html_report import render_html  # matplotlib: only for this format
+
+        return render_html(report)
+    raise ValueError(f"unknown format {fmt!r} ({', '.join(FORMATS)})")

@@ -1,13 +1,16 @@
 """Durable append-only writer of audit entries (runs in the worker's activity, never in workflows).
 
 Every writer instance owns one segment file ``<dir>/segment-<host>-<pid>-<startstamp>.jsonl`` so
-concurrent workers never interleave. Lines are rendered by a dedicated structlog logger (not the
-application logger) whose minimal sink only collects bytes; :meth:`AuditWriter.append` then writes
-the whole batch with one ``os.write`` (looping only on short writes of that same buffer) and one
-``fsync`` before returning. Any write/fsync failure poisons the segment: it is closed and never
-written again, a CRITICAL line goes to the application log, :class:`AuditWriteError` is raised,
-and the next append starts a fresh segment. A segment whose last line is torn (no newline, e.g.
-after a crash mid-write) is never appended to.
+concurrent workers never interleave. Each line's body part is exactly the canonical bytes its
+hash covers (``audit.lines`` holds the line layout, in one place). Lines are rendered by a
+dedicated structlog logger (not the application logger) whose minimal sink only collects bytes;
+:meth:`AuditWriter.append` then writes the whole batch with one ``os.write`` (looping only on
+short writes of that same buffer) and one ``fsync`` before returning. Any write/fsync failure
+poisons the segment: it is closed and never written again, a CRITICAL line goes to the
+application log, :class:`AuditWriteError` is raised, and the next append starts a fresh segment
+(a poisoned segment that never got a byte is removed: it holds nothing, and an empty segment is
+a finding for ``verify``). A segment whose last line is torn (no newline, e.g. after a crash
+mid-write) is never appended to.
 """
 
 from __future__ import annotations
@@ -22,17 +25,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
 import structlog
 
-from audit.chain import is_hex64, recompute_hash
+from audit.canonical import canonical
+from audit.chain import UNHASHED_KEYS, hash_of_canonical, is_hex64
+from audit.lines import render_line
 from audit.reader import has_torn_tail
 
-__all__ = ["AuditWriteError", "AuditWriter", "render_line"]
+__all__ = ["AuditWriteError", "AuditWriter", "render_line"]  # render_line lives in audit.lines
 
 _app_log = structlog.get_logger("docket.audit.writer")
 
-_CHAIN_KEYS = ("prev_hash", "hash", "writer")
 _UNSAFE_HOST = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -45,24 +48,9 @@ class AuditWriteError(Exception):
         super().__init__(f"audit write failed: {reason} (segment {self.path})")
 
 
-def render_line(entry: Mapping[str, Any]) -> bytes:
-    """One JSON line: the hashed body with keys sorted (so it reads like the canonical form and
-    verifiers can take a fast path), then prev_hash, hash and writer; UTF-8 with non-ASCII
-    unescaped, U+2028/U+2029 escaped, trailing newline.
-    """
-    body = {k: v for k, v in entry.items() if k not in _CHAIN_KEYS}
-    raw = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
-    tail = {k: entry[k] for k in _CHAIN_KEYS if k in entry}
-    if tail:
-        raw = raw[:-1] + (b"," if body else b"") + orjson.dumps(tail)[1:]
-    # JSON allows both literally, but some line readers (JavaScript, editors) split on them.
-    if b"\xe2\x80\xa8" in raw or b"\xe2\x80\xa9" in raw:
-        raw = raw.replace(b"\xe2\x80\xa8", b"\\u2028").replace(b"\xe2\x80\xa9", b"\\u2029")
-    return raw + b"\n"
-
-
 def _render(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> bytes:
-    return render_line(event_dict)
+    body = event_dict.pop("_body")
+    return render_line(event_dict, body)
 
 
 class _LineSink:
@@ -137,17 +125,20 @@ class AuditWriter:
         re-writes are dropped by readers as duplicates).
         """
         batch = list(entries)
-        for entry in batch:
-            _check_entry(entry)
+        bodies = [_check_entry(entry) for entry in batch]
         if not batch:
             return
         with self._lock:
             fd, path = self._ensure_open()
             try:
-                for entry in batch:
+                for entry, body in zip(batch, bodies, strict=True):
                     fields = {k: v for k, v in entry.items() if k not in ("message", "event")}
                     self._log.info(
-                        entry["message"], _event=entry["event"], _attempt=attempt, **fields
+                        entry["message"],
+                        _event=entry["event"],
+                        _attempt=attempt,
+                        _body=body,
+                        **fields,
                     )
                 data = self._sink.drain()
             except Exception:
@@ -236,6 +227,9 @@ class AuditWriter:
         self._fd = None
         self._path = None
         with contextlib.suppress(OSError):
+            if os.fstat(fd).st_size == 0:
+                os.unlink(path)  # never held a byte: nothing to keep, nothing to report
+        with contextlib.suppress(OSError):
             os.close(fd)
         _app_log.critical(
             "audit_write_failed_segment_poisoned",
@@ -245,11 +239,17 @@ class AuditWriter:
         )
 
 
-def _check_entry(entry: Mapping[str, Any]) -> None:
+def _check_entry(entry: Mapping[str, Any]) -> bytes:
+    """The entry's canonical body (the bytes its hash covers), or ValueError."""
     for key in ("message", "event", "prev_hash", "hash"):
         if key not in entry:
             raise ValueError(f"audit entry lacks {key!r}; build it with audit.entry.build_entry")
     if not is_hex64(entry["prev_hash"]) or not is_hex64(entry["hash"]):
         raise ValueError("audit entry prev_hash/hash must be 64 lowercase hex characters")
-    if recompute_hash(entry) != entry["hash"]:
+    writer = entry.get("writer")
+    if writer is not None and not isinstance(writer, Mapping):
+        raise ValueError("audit entry writer metadata must be a mapping")
+    body = canonical({k: v for k, v in entry.items() if k not in UNHASHED_KEYS})
+    if hash_of_canonical(entry["prev_hash"], body) != entry["hash"]:
         raise ValueError(f"audit entry {entry['event'].get('id')!r}: hash does not match its body")
+    return body

@@ -18,19 +18,17 @@ ACTIONS = [
     ("acknowledge", "awaiting_ack", "acknowledged"),
     ("report_effect", "acknowledged", "verifying"),
     ("verified", "verifying", "monitoring"),
-    ("recheck", "monitoring", "monitoring"),
-    ("recheck", "monitoring", "monitoring"),
-    ("recheck", "monitoring", "monitoring"),
-    ("monitoring_complete", "monitoring", "closed"),
 ]
+RECHECK = ("recheck", "monitoring", "monitoring")  # every entry after the sixth
 
 
 def chain_entries(chain_id: str, n: int, *, start: datetime = T0) -> list[dict[str, Any]]:
-    """n deterministic entries of one chain (same inputs -> byte-identical entries)."""
+    """n deterministic entries of one chain (same inputs -> byte-identical entries), a
+    lifecycle that makes sense: submit ... verified, then rechecks while monitoring."""
     head = ChainHead.genesis(chain_id)
     out: list[dict[str, Any]] = []
     for i in range(n):
-        action, frm, to = ACTIONS[i % len(ACTIONS)]
+        action, frm, to = ACTIONS[i] if i < len(ACTIONS) else RECHECK
         entry, head = build_entry(
             head,
             timestamp=start + timedelta(minutes=7 * i),

@@ -28,7 +28,7 @@ def entry(head):
     return build_entry(
         head,
         timestamp=datetime(2026, 11, 29, tzinfo=UTC) + timedelta(seconds=seq),
-        action="recheck", from_state="monitoring", to_state="monitoring",
+        action="recheck", from_state=None if seq == 1 else "monitoring", to_state="monitoring",
         actor_id="system", actor_roles=["system"], organization="Bộ Thông tin và Truyền thông",
         reason=f"kiểm tra lại {seq}",
         # Large entries now and then, so a kill can land inside one write(2).

@@ -11,10 +11,10 @@ import pytest
 from audit_helpers import chain_entries
 from test_audit_report import PERIOD, build_chains
 
+from audit.chunks import plan_chunks
 from audit.cli import main
 from audit.reader import find_segments
 from audit.report import build_report
-from audit.verify import _chunks
 from audit.writer import AuditWriter, render_line
 
 FEB = datetime(2026, 2, 1, tzinfo=UTC)  # before the period and before the log horizon
@@ -105,8 +105,8 @@ def test_report_is_independent_of_segments_chunks_and_jobs(
 def test_tiny_chunks_are_many(spread: tuple[Path, int, int, int]) -> None:
     directory, distinct, _copies, _chains = spread
     files = find_segments([directory])
-    assert len(_chunks(files, 1)) > distinct  # about one line per chunk
-    assert len(_chunks(files, 700)) > 2 * len(files)
+    assert len(plan_chunks(files, 1)) > distinct  # about one line per chunk
+    assert len(plan_chunks(files, 700)) > 2 * len(files)
 
 
 def test_cli_jobs(spread: tuple[Path, int, int, int], capsys: pytest.CaptureFixture[str]) -> None:

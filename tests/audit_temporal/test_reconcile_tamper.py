@@ -114,8 +114,12 @@ async def test_forged_extra_entry(killed_run: KilledRun, rc_client: Client, tmp_
     log = copy_log(killed_run, tmp_path)
     head = chain(log, rid)[-1]
     add_segment(log, [forged_next(head, rid, n + 1, head["hash"])])
-    assert verify_paths([log]).ok  # a valid, linked entry: the log alone cannot tell
-    assert verify_paths([log], anchors=killed_run.anchors).by_code() == {"anchor_mismatch": 2}
+    # a valid, linked entry, but after `closed`: the log alone tells that much now
+    assert verify_paths([log]).by_code() == {"after_terminal": 1}
+    assert verify_paths([log], anchors=killed_run.anchors).by_code() == {
+        "after_terminal": 1,
+        "anchor_mismatch": 2,
+    }
     result = await rec(rc_client, log, rid)
     assert codes(result) == [
         ("anchor_mismatch", n),  # the result's anchor
@@ -152,6 +156,10 @@ async def test_rewritten_and_rehashed_chain(
         e["hash"] = prev = entry_hash(prev, hashed_body(e))
     drop_lines(log, lambda e: e["docket"]["chain_id"] != rid)
     add_segment(log, entries, name="rewriter")
+    emptied = [seg for seg in log.glob("*.jsonl") if seg.stat().st_size == 0]
+    assert emptied and verify_paths([log]).by_code() == {"empty_file": len(emptied)}
+    for seg in emptied:  # a careful forger removes the segments they emptied
+        seg.unlink()
     assert verify_paths([log]).ok  # consistent: a rewrite with re-hashing is invisible alone
     result = await rec(rc_client, log, rid)
     found = codes(result)
