@@ -286,7 +286,7 @@ def _locked(state_dir: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
     try:
@@ -500,8 +500,8 @@ def _take_new_lines(
     data = signed.render().encode()
     history = config.state_dir / "checkpoints"
     history.mkdir(exist_ok=True)
-    _write_atomic(history / f"{size:012d}", data)
-    _write_atomic(config.checkpoint_path, data)
+    write_atomic(history / f"{size:012d}", data)
+    write_atomic(config.checkpoint_path, data)
     return CheckpointResult(
         key.name,
         size,

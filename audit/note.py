@@ -158,7 +158,7 @@ class VerifierKey:
     @classmethod
     def parse(cls, vkey: str) -> VerifierKey:
         vkey = vkey.strip()
-        parts = vkey.split("+")
+        parts = vkey.split("+", 2)
         if len(parts) != 3:
             raise NoteKeyError(
                 f"not a verifier key (vkey) '<name>+<hex key ID>+<base64 key>': {vkey[:80]!r}"
@@ -280,7 +280,7 @@ class SignerKey:
 
     @classmethod
     def parse(cls, text: str, *, where: str = "key") -> SignerKey:
-        parts = text.strip().split("+")
+        parts = text.strip().split("+", 4)
         if len(parts) != 5 or parts[:2] != ["PRIVATE", "KEY"]:
             raise NoteKeyError(f"{where}: not a 'PRIVATE+KEY+<name>+<hex id>+<base64>' key")
         name, hex_id, blob = parts[2:]
