@@ -141,6 +141,13 @@ def build_bundle(
     with TreeStore(config.tree_dir, create=False) as store:
         for index, line in lines:
             proof = inclusion_proof(store, index, cp.size)
+            try:  # never hand out a proof that does not verify (damaged tree files)
+                verify_inclusion(index, cp.size, leaf_hash(line), proof, cp.root)
+            except ProofError:
+                raise CheckpointError(
+                    f"the tree files in {config.tree_dir} give a wrong proof for leaf {index}: "
+                    "rebuild them with `python -m audit checkpoint --rebuild`"
+                ) from None
             try:
                 text = line.decode("utf-8")
             except UnicodeDecodeError:

@@ -29,7 +29,7 @@ import orjson
 
 from audit.checkpoint import Checkpoint, open_checkpoint
 from audit.checkpoint_store import OrderError, OrderRecord, StoreError, TreeStore, read_order
-from audit.merkle import RootBuilder, tree_root
+from audit.merkle import RootBuilder
 from audit.note import NoteError, VerifierKey
 from audit.reader import find_segments
 from audit.verify import Finding
@@ -281,8 +281,14 @@ def _trusted_tree(
         store = TreeStore(directory, create=False)
     except StoreError:
         return None
+    # Recompute the root from the stored leaf hashes themselves (not from stored inner nodes):
+    # only then is every stored leaf hash known to be the one the checkpoint signed.
     try:
-        if tree_root(store, cp.size) == cp.root:
+        builder = RootBuilder()
+        for start in range(0, cp.size, 65536):
+            for h in store.nodes(0, start, min(65536, cp.size - start)):
+                builder.add(h)
+        if builder.root() == cp.root:
             return store
     except (StoreError, OSError):
         pass
