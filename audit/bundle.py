@@ -236,6 +236,23 @@ def verify_bundle(
     raw_entries = _field(doc, "entries", list, "$")
     if len(raw_entries) > MAX_ENTRIES:
         raise BundleFormatError(f"$.entries has more than {MAX_ENTRIES} entries")
+    items: list[tuple[str, int, bytes, list[bytes]]] = []
+    seen_index: set[int] = set()
+    for n, item in enumerate(raw_entries):
+        where = f"$.entries[{n}]"
+        if not isinstance(item, dict):
+            raise BundleFormatError(f"{where} must be an object")
+        index = _field(item, "index", int, where)
+        line = _field(item, "line", str, where)
+        proof_b64 = _field(item, "proof", list, where)
+        try:
+            proof = [base64.b64decode(str(h), validate=True) for h in proof_b64]
+        except (binascii.Error, ValueError):
+            raise BundleFormatError(f"{where}.proof holds a value that is not base64") from None
+        if index in seen_index:
+            raise BundleFormatError(f"{where}.index {index} appears twice")
+        seen_index.add(index)
+        items.append((where, index, line.encode("utf-8"), proof))
     res = BundleResult(request_id=request_id)
     try:
         signed = open_checkpoint(note_text, key)
@@ -252,22 +269,7 @@ def verify_bundle(
     cp = res.checkpoint = signed.checkpoint
     _check_cosignatures(res, signed.note, witnesses, min_cosignatures, request_id)
     parsed: list[tuple[int, dict[str, Any], int]] = []  # (sequence, entry, index)
-    seen_index: set[int] = set()
-    for n, item in enumerate(raw_entries):
-        where = f"$.entries[{n}]"
-        if not isinstance(item, dict):
-            raise BundleFormatError(f"{where} must be an object")
-        index = _field(item, "index", int, where)
-        line = _field(item, "line", str, where)
-        proof_b64 = _field(item, "proof", list, where)
-        try:
-            proof = [base64.b64decode(str(h), validate=True) for h in proof_b64]
-        except (binascii.Error, ValueError):
-            raise BundleFormatError(f"{where}.proof holds a value that is not base64") from None
-        if index in seen_index:
-            raise BundleFormatError(f"{where}.index {index} appears twice")
-        seen_index.add(index)
-        raw = line.encode("utf-8")
+    for where, index, raw, proof in items:
         try:
             verify_inclusion(index, cp.size, leaf_hash(raw), proof, cp.root)
         except ProofError as exc:

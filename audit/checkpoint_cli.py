@@ -287,7 +287,12 @@ def _run_witness(args: argparse.Namespace) -> int:
             latest = witness.latest(log_key.name)
             old = latest.checkpoint.size if latest is not None else 0
             log_config = CheckpointConfig(Path(args.log_dir), ())
-            request = parse_add_checkpoint(add_checkpoint_request(log_config, log_key, old))
+            try:
+                body = add_checkpoint_request(log_config, log_key, old)
+            except CheckpointError:  # the log is smaller than what we saw: let the witness say
+                note = log_config.checkpoint_path.read_text(encoding="utf-8")
+                body = f"old {old}\n\n{note}"
+            request = parse_add_checkpoint(body)
         line = witness.add_checkpoint(request)
     except WitnessRefusal as exc:
         print(f"audit: witness: REFUSED ({exc.code}): {exc}", file=sys.stderr)

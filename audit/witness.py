@@ -132,8 +132,6 @@ class Witness:
         except NoteError as exc:
             raise WitnessRefusal("bad_checkpoint_signature", str(exc)) from None
         new = signed.checkpoint
-        if request.old_size > new.size:
-            raise WitnessRefusal("bad_request", f"old size {request.old_size} > {new.size}")
         if new.size == 0 and new.root != hashlib.sha256(b"").digest():
             raise WitnessRefusal("fork", "a checkpoint of size 0 must have the empty root")
         with self._locked():
@@ -147,6 +145,8 @@ class Witness:
                     "(entries removed); not cosigning",
                     witness_size=have.size,
                 )
+            if request.old_size > new.size:
+                raise WitnessRefusal("bad_request", f"old size {request.old_size} > {new.size}")
             if request.old_size != have_size:
                 raise WitnessRefusal(
                     "old_size_mismatch",
