@@ -130,7 +130,7 @@ def build_bundle(
             raise CheckpointError(f"order.jsonl:{rec.line}: unknown source {rec.source!r}")
         return source.directory / rec.path
 
-    needle = b'"chain_id":' + orjson.dumps(request_id)
+    needle = orjson.dumps(request_id)  # a cheap prefilter; every candidate line is parsed
     lines = _find_lines(records, cp.size, locate, needle, request_id)
     if not lines:
         raise CheckpointError(
