@@ -18,7 +18,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from temporalio.client import Client, ScheduleActionExecutionStartWorkflow, WorkflowFailureError
+from temporalio.client import (
+    Client,
+    ScheduleActionExecutionStartWorkflow,
+    WorkflowExecutionDescription,
+    WorkflowFailureError,
+)
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -31,6 +36,7 @@ from audit.merkle import consistency_proof, verify_consistency
 from audit.note import SignerKey, generate_key
 from workflows.checkpoint import (
     AuditCheckpoint,
+    CheckpointOutcome,
     CheckpointRequest,
     ensure_checkpoint_schedule,
 )
@@ -82,23 +88,26 @@ async def setup(dev_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[S
         yield s
 
 
-async def _wait_for_runs(client: Client, schedule_id: str, n: int, timeout: float) -> None:
-    """Until the schedule has started n runs that have finished."""
+async def _wait_for_runs(
+    client: Client, schedule_id: str, n: int, timeout: float
+) -> list[WorkflowExecutionDescription]:
+    """Until the schedule has started n runs that have finished; their descriptions."""
     handle = client.get_schedule_handle(schedule_id)
     deadline = time.monotonic() + timeout
     while True:
-        finished = 0
+        finished = []
         for action in (await handle.describe()).info.recent_actions:
             started = action.action
             if isinstance(started, ScheduleActionExecutionStartWorkflow):
                 run = client.get_workflow_handle(
                     started.workflow_id, run_id=started.first_execution_run_id
                 )
-                if (await run.describe()).close_time is not None:
-                    finished += 1
-        if finished >= n:
-            return
-        assert time.monotonic() < deadline, f"{finished} of {n} scheduled checkpoints finished"
+                desc = await run.describe()
+                if desc.close_time is not None:
+                    finished.append(desc)
+        if len(finished) >= n:
+            return finished
+        assert time.monotonic() < deadline, f"{len(finished)} of {n} scheduled runs finished"
         await asyncio.sleep(0.5)
 
 
@@ -122,7 +131,14 @@ async def test_schedule_makes_consistent_checkpoints_of_two_hosts(
         assert desc.schedule.spec.intervals[0].every == timedelta(seconds=2)
         ids = [s.id async for s in await client.list_schedules()]
         assert ids.count(schedule_id) == 1
-        await _wait_for_runs(client, schedule_id, 1, 60)
+        [run, *_] = await _wait_for_runs(client, schedule_id, 1, 60)
+        # what the UI shows for a scheduled run: its summary, details, and the result
+        assert run.workflow_type == "AuditCheckpoint"
+        assert await run.static_summary() == "Sign a checkpoint of the audit log"
+        assert "Merkle tree" in (await run.static_details() or "")
+        done = client.get_workflow_handle(run.id, run_id=run.run_id, result_type=CheckpointOutcome)
+        result = await done.result()
+        assert result.signed and result.size == 10
         write_from_another_process(setup.a, "req-mst-a2", 3, "host-a")
         write_from_another_process(setup.b, "req-mst-b2", 5, "host-b")
         history = setup.config.state_dir / "checkpoints"
