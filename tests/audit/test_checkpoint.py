@@ -9,6 +9,7 @@ checkpoint, the public key and the recorded order.
 from __future__ import annotations
 
 import base64
+import itertools
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -391,3 +392,85 @@ def test_cli_checkpoint_and_verify_exit_codes(
     os.chmod(kf, 0o644)
     assert main(["checkpoint", "--state", state, *srcs, "--key", str(kf)]) == 2
     assert "chmod 600" in capsys.readouterr().err
+
+
+def test_checkpoints_while_two_writer_processes_append(tmp_path: Path) -> None:
+    """Segments grow while the checkpointer reads them: every checkpoint is consistent with the
+    last, a half-written batch is never taken, and in the end every entry is in exactly once."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    code = (
+        "import sys, time\n"
+        f"sys.path[:0] = [{str(root)!r}, {str(Path(__file__).parent)!r}]\n"
+        "from pathlib import Path\n"
+        "from audit_helpers import chain_entries\n"
+        "from audit.writer import AuditWriter\n"
+        "w = AuditWriter(Path(sys.argv[1]), host=sys.argv[2])\n"
+        "for c in range(12):\n"
+        "    entries = chain_entries(f'req-{sys.argv[2]}-{c}', 10)\n"
+        "    for i in range(0, 10, 3):\n"
+        "        w.append(entries[i:i + 3], attempt=1)\n"
+        "        time.sleep(0.01)\n"
+        "w.close()\n"
+    )
+    a, b = tmp_path / "a", tmp_path / "b"
+    writers = [
+        subprocess.Popen([sys.executable, "-c", code, str(d), host])
+        for d, host in ((a, "hue"), (b, "hanoi"))
+    ]
+    config = CheckpointConfig(tmp_path / "ck", (Source("hue", a), Source("hanoi", b)))
+    key = generate_key("docket.test/audit")
+    sizes = []
+    while any(w.poll() is None for w in writers):
+        sizes.append(make_checkpoint(config, key).size)
+    assert all(w.wait(timeout=60) == 0 for w in writers)
+    final = make_checkpoint(config, key)
+    assert final.size == 240
+    assert sizes == sorted(sizes) and len(set(sizes)) > 2  # it saw the log grow
+    with TreeStore(config.tree_dir) as store:
+        history = sorted(int(p.name) for p in (config.state_dir / "checkpoints").iterdir())
+        cps = [
+            open_checkpoint(
+                (config.state_dir / "checkpoints" / f"{n:012d}").read_bytes(), key.verifier()
+            ).checkpoint
+            for n in history
+        ]
+        for old, new in itertools.pairwise(cps):
+            proof = consistency_proof(store, old.size, new.size)
+            verify_consistency(old.size, new.size, old.root, new.root, proof)
+    lines = _lines_in_order(config, 240)
+    assert len(set(lines)) == 240
+    result = verify_completeness([a, b], config.checkpoint_path, key.verifier())
+    assert result.ok and result.entries_checked == 240 and result.not_checkpointed == 0
+
+
+def test_hostile_order_index_entries_are_refused(log: Log) -> None:
+    order = log.config.order_path
+    for bad in (
+        b'{"count":1,"end":9,"first":0,"path":"../../etc/passwd","source":"host-a","start":0}\n',
+        b'{"count":1,"end":9,"first":0,"path":"/etc/passwd","source":"host-a","start":0}\n',
+        b'{"count":9,"end":3,"first":0,"path":"x.jsonl","source":"host-a","start":0}\n',
+        b'{"count":1,"end":9,"first":5,"path":"x.jsonl","source":"host-a","start":0}\n',
+        b"[" * 5000 + b"\n",
+    ):
+        order.write_bytes(bad)
+        result = log.verify()
+        assert _codes(result) == ["index_invalid"], bad[:40]
+        assert result.findings[0].file == str(order)
+
+
+def test_cli_verify_checkpoint_json(log: Log, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    cp = str(log.config.checkpoint_path)
+    assert (
+        main(["verify", str(log.a), str(log.b), "--checkpoint", cp, "--key", log.vkey, "--json"])
+        == 0
+    )
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["summary"]["status"] == "OK"
+    summary = doc["checkpoint"]["summary"]
+    assert (summary["status"], summary["tree_size"], summary["entries_checked"]) == ("OK", 27, 27)
+    assert doc["checkpoint"]["findings"] == [] and doc["checkpoint"]["notes"] == []
