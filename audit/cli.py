@@ -94,7 +94,7 @@ def _run_verify(args: argparse.Namespace) -> int:
         return _fail("--jobs must be at least 1")
     try:
         inputs = discover(paths)
-        if not inputs.files and not inputs.problems and not anchors:
+        if not inputs.files and not inputs.problems and not anchors and not args.checkpoint:
             return _fail(f"no *.jsonl audit segments found in {' '.join(paths)}")
         result = verify_inputs(
             inputs,
@@ -106,12 +106,27 @@ def _run_verify(args: argparse.Namespace) -> int:
         )
     except OSError as exc:
         return _input_error(exc)
+    completeness = None
+    if args.checkpoint:
+        from audit.checkpoint_cli import run_verify_checkpoint
+
+        completeness = run_verify_checkpoint(args, _paths(args))
+        if isinstance(completeness, int):
+            return completeness
+        result.findings.extend(completeness.findings)
     if args.json:
-        sys.stdout.write(orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2).decode())
+        doc = result.to_dict()
+        if completeness is not None:
+            doc["checkpoint"] = completeness.to_dict()
+        sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())
         sys.stdout.write("\n")
     else:
         for f in result.findings:
             print(f.render())
+        for note in completeness.notes if completeness is not None else ():
+            print(note.render())
+        if completeness is not None:
+            print(completeness.render_summary())
         s = result.summary()
         print(
             f"{s['status']}: {s['files']} files, {s['lines']} lines, {s['entries']} entries in "
@@ -157,6 +172,9 @@ def _register_verify(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--strict", action="store_true", help="check every body's canonical subset")
     p.add_argument("--jobs", type=int, default=None, help="hashing processes (default: auto)")
+    from audit.checkpoint_cli import add_verify_options
+
+    add_verify_options(p)
     p.set_defaults(run=_run_verify)
 
 
@@ -325,11 +343,18 @@ def _register_reconcile(sub: Any) -> None:
     p.set_defaults(run=_run_reconcile)
 
 
+def _register_checkpoints(sub: Any) -> None:
+    from audit.checkpoint_cli import register_all
+
+    register_all(sub)
+
+
 REGISTRARS: list[Callable[[Any], None]] = [
     _register_verify,
     _register_show,
     _register_report,
     _register_reconcile,
+    _register_checkpoints,
 ]
 
 
