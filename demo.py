@@ -47,6 +47,7 @@ from docket.provision import Identities, provision
 from docket.reference import ReferenceData, default_reference
 from docket.text import terminal
 from docket.validation import read_request_file, validate_order
+from docket.views import saved_views
 from platform_sim.scenarios import ItemScenario, PlatformScenario
 from platform_sim.server import PlatformSimulator
 from starter import format_timeline
@@ -170,6 +171,10 @@ class Demo:
                     ids = await self.scenario()
                     await self.report(ids, audit_dir)
                     say(f"\nTemporal UI: {server.ui_url}/namespaces/default/workflows")
+                    if server.ui_url:
+                        say("Views for officials (open each link once to save it in the UI):")
+                        for view in saved_views(server.ui_url, platforms=sorted(self.secrets)):
+                            say(f"  {view.name:<32} {view.save_url}")
                     say(f"Audit log:   {audit_dir}/  (./run audit verify {audit_dir})")
                     if not self.args.exit:
                         say("The UI stays up until Ctrl-C.")

@@ -23,6 +23,7 @@ import structlog
 from temporalio.client import Client
 
 from activities.platform import PlatformActivities
+from activities.vantages import VantageConfigError, VantageDirectory
 from audit.writer import AuditWriter
 from docket.client import Unavailable, connect
 from docket.credentials import TrustFileError, load_trust
@@ -69,7 +70,10 @@ async def run_worker() -> int:
             )
         trust_file = settings.trust_file
         load_trust(trust_file)  # checked now, as the reference data
-    except (SettingsError, ReferenceError, TrustFileError) as exc:
+        # where probes come from: DOCKET_VANTAGES_FILE / DOCKET_VANTAGE_<CC> (without them,
+        # `control` from this worker and no country: those observations are "unverified")
+        vantages = VantageDirectory.load()
+    except (SettingsError, ReferenceError, TrustFileError, VantageConfigError) as exc:
         print(f"docket worker: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_format)  # type: ignore[arg-type]
@@ -86,7 +90,7 @@ async def run_worker() -> int:
         print(f"docket worker: {exc}", file=sys.stderr)
         return 2
     settings.audit_dir.mkdir(parents=True, exist_ok=True)
-    platforms = PlatformActivities(platform_endpoints(reference))
+    platforms = PlatformActivities(platform_endpoints(reference), vantages=vantages)
     writer = AuditWriter(settings.audit_dir)
     worker = build_worker(
         client,
@@ -105,6 +109,7 @@ async def run_worker() -> int:
         namespace=client.namespace,
         audit_dir=str(settings.audit_dir),
         platforms=sorted(reference.platforms),
+        vantages=vantages.describe(),
     )
     async with worker:
         await stop.wait()

@@ -81,6 +81,7 @@ from docket.platform_protocol import (
     PollResult,
     TicketResponse,
     check_wire,
+    utc_now,
 )
 from docket.signing import (
     SIGNATURE_HEADER,
@@ -528,6 +529,7 @@ class PlatformActivities:
         self._endpoint(platform, api=True)
         self._own_request(OrderPayload, order.model_dump(mode="json"), "POST", path)
         body = order.model_dump_json().encode()
+        sent_at = utc_now()  # this attempt's: the one the platform answers is the one recorded
         answer = await self._call(platform, "POST", path, body, order.request_id)
         what = f"POST {platform}{path}"
         ticket = self._parse(what, "POST", path, answer, TicketResponse, retryable=True)
@@ -539,6 +541,7 @@ class PlatformActivities:
             received_at=ticket.received_at,
             http_status=answer.status,
             authenticated=answer.authenticated,
+            sent_at=sent_at,
         )
 
     @activity.defn(name="poll_platform")

@@ -21,6 +21,7 @@ from pydantic import Field
 from audit.entry import ChainHead, build_entry
 from docket.lifecycle import (
     INITIAL,
+    WAITING_FOR_PLATFORM,
     GuardFacts,
     InvalidTransition,
     Lifecycle,
@@ -264,6 +265,10 @@ class CaseFacts(GuardFacts):
     legacy: bool = False
     # Nonces of the signed commands this request accepted: a signed command is single-use.
     used_nonces: frozenset[str] = frozenset()
+    # The platform's last refusal or malformed answer, as recorded (`platform_problem`).
+    platform_problem: dict[str, Any] | None = None
+    # Questions of the platform the authority answered (each line of an answered question).
+    answered_questions: frozenset[str] = frozenset()
 
     def for_planning(self) -> CaseFacts:
         """A copy that planning may change without touching these facts.
@@ -298,6 +303,10 @@ class CaseFacts(GuardFacts):
 
     def fully_complied(self) -> bool:
         return all(i.effect in GONE_CLAIMS for i in self.items.values())
+
+    def platform_has_order(self) -> bool:
+        # requests started before the trust boundary closed at once when withdrawn
+        return self.ticket is not None and not self.legacy
 
     def removals_confirmed(self) -> bool:
         if self.legacy:  # closed as complied before unverified removals were told apart
@@ -483,7 +492,12 @@ class Case:
         return self.plan_command(command, now, signature=signature)
 
     def plan_command(
-        self, command: Command, now: datetime, *, signature: Signature | None = None
+        self,
+        command: Command,
+        now: datetime,
+        *,
+        signature: Signature | None = None,
+        provenance: Mapping[str, Any] | None = None,
     ) -> Planned:
         """Plan a human or platform command. `signature`: the proof of a signed command (its
         actor and roles came from the credential); its nonce may be used only once."""
@@ -511,6 +525,8 @@ class Case:
         if signature is not None:
             facts.used_nonces = facts.used_nonces | {signature.nonce}
             extra["signed"] = signature.entry()
+        if provenance is not None:  # a platform's answer: how it came, how it was checked
+            extra["data"] = {**(extra.get("data") or {}), "provenance": dict(provenance)}
         return self._fire(trigger, facts, actor, command.reason, now, **extra)
 
     def plan_system(
@@ -540,6 +556,8 @@ class Case:
                     item.confirmed_once = True
         if trigger == "recheck":
             facts.rechecks_done += 1
+        if trigger == "platform_problem" and data is not None:
+            facts.platform_problem = dict(data.get("problem") or {})
         if trigger == "reinstated":
             appeal = facts.appeals[-1]
             for item_id in appeal.reversed_items:
@@ -587,7 +605,8 @@ class Case:
 
     def commands_from(self, status: PlatformStatus, platform_actor: Actor) -> list[Command]:
         """What a platform's status answer says that the case does not know yet, as commands
-        (an acknowledgment, effects on undecided items, or a request for information)."""
+        (an acknowledgment, effects on undecided items, a request for information: the
+        request's own question and, from the trust-boundary change on, each item's)."""
         facts = self.facts
         state = self.current
         via = f"reported through the {self.request.platform.id} API (ticket {status.ticket})"
@@ -611,15 +630,40 @@ class Case:
         ]
         if effects:
             commands.append(ReportEffect(actor=platform_actor, reason=via, effects=tuple(effects)))
-        elif (
-            status.status == "info_requested"
-            and status.info_request
-            and state in (State.ACKNOWLEDGED, State.OVERDUE)
-        ):
-            commands.append(
-                RequestInfo(actor=platform_actor, reason=via, question=status.info_request)
-            )
+        question = self._question_in(status, effects_reported=bool(effects))
+        if question:
+            commands.append(RequestInfo(actor=platform_actor, reason=via, question=question))
         return commands
+
+    def _question_in(self, status: PlatformStatus, *, effects_reported: bool) -> str | None:
+        """The platform's question for the authority, if it asks one the case does not hold:
+        the request-level one, and (not for requests started before) each undecided item's."""
+        facts = self.facts
+        if facts.legacy:
+            asks = status.status == "info_requested" and status.info_request
+            if effects_reported or not asks or self.current not in ASKABLE:
+                return None
+            return status.info_request
+        questions = []
+        if status.status == "info_requested" and status.info_request:
+            questions.append(status.info_request)
+        questions += [
+            f"{e.item_id}: {e.question}"
+            for e in status.items
+            if e.effect == "needs_more_info"
+            and getattr(e, "question", None)
+            and e.item_id in facts.items
+            and not facts.items[e.item_id].decided
+        ]
+        # a question the authority answered stays in the platform's answer until it has read
+        # the answer: it is not asked again
+        questions = [q for q in questions if q not in facts.answered_questions]
+        if not questions or facts.info_question is not None:
+            return None
+        # asked while awaiting acknowledgment: the acknowledgment in the same answer comes first
+        if self.current not in (*ASKABLE, *WAITING_FOR_PLATFORM):
+            return None
+        return "\n".join(questions)
 
     def claimed_items(self) -> list[tuple[str, str]]:
         """(item id, URL) of every item the platform has decided on: what `verified` probes."""
@@ -731,6 +775,10 @@ class Case:
         if isinstance(command, ProvideInfo):
             if facts.info_paused_at and facts.due_at:
                 facts.due_at = facts.due_at + (now - facts.info_paused_at)
+            if facts.info_question is not None:
+                facts.answered_questions = facts.answered_questions | set(
+                    facts.info_question.split("\n")
+                )
             facts.info_question = None
             facts.info_paused_at = None
             return {"data": {"answer": command.answer}}
@@ -908,6 +956,10 @@ def item_outcomes(facts: CaseFacts) -> dict[str, str]:
     return out
 
 
+# States in which the platform may ask the authority for more information.
+ASKABLE = (State.ACKNOWLEDGED, State.OVERDUE)
+
+
 def notices_for(planned: Planned, request_id: str, *, ticket: str | None) -> list[Notice]:
     """The notices to the platform that a committed transition asks for (sent after its
     entry is durable): a second notice, a re-notice, the authority's answer to a question,
@@ -921,8 +973,9 @@ def notices_for(planned: Planned, request_id: str, *, ticket: str | None) -> lis
 
     if action == "sla_expired" and dest is State.SECOND_NOTICE:
         return notice("second_notice", "Second notice: no response within the SLA")
-    if action == "renotify":
-        return notice("renotify", entry["event"].get("reason", ""))
+    if action == "renotify":  # names the items the platform must decide again
+        items = entry["docket"].get("data", {}).get("items", [])
+        return notice("renotify", entry["event"].get("reason", ""), items)
     if action == "provide_info":
         return notice("info_provided", entry["docket"]["data"]["answer"])
     if action == "decide_appeal" and dest is State.REINSTATING:

@@ -37,6 +37,7 @@ class State(StrEnum):
     DECLINED = "declined"
     APPEALED = "appealed"
     REINSTATING = "reinstating"
+    WITHDRAWING = "withdrawing"  # withdrawn after delivery: the platform is being told
     CLOSED = "closed"
 
 
@@ -70,6 +71,23 @@ AUTHORITY = frozenset({Role.OFFICER, Role.APPROVER})
 PLATFORM = frozenset({Role.PLATFORM_LIAISON})
 SYSTEM = frozenset({Role.SYSTEM})
 WAITING_FOR_PLATFORM = (S.AWAITING_ACK, S.SECOND_NOTICE, S.UNRESPONSIVE)
+# States where the platform holds the order: a refused poll, a malformed answer or a refused
+# notice is recorded there (`platform_problem`), and a withdrawal must reach the platform.
+PLATFORM_HOLDS_ORDER = (
+    S.AWAITING_ACK,
+    S.SECOND_NOTICE,
+    S.UNRESPONSIVE,
+    S.ACKNOWLEDGED,
+    S.OVERDUE,
+    S.INFO_REQUESTED,
+    S.VERIFYING,
+    S.DISPUTED,
+    S.MONITORING,
+    S.DECLINED,
+    S.APPEALED,
+    S.REINSTATING,
+    S.WITHDRAWING,
+)
 WITHDRAWABLE = (
     S.PENDING_APPROVAL,
     S.DELIVERY_FAILED,
@@ -117,6 +135,7 @@ GUARDS: dict[str, Guard] = {
         Guard("prior_monitoring", "the appeal was filed while monitoring"),
         Guard("fully_complied", "every item was removed, restricted or already gone"),
         Guard("removals_confirmed", "our probes confirmed every claimed removal"),
+        Guard("platform_has_order", "the order was delivered to the platform's API"),
     )
 }
 
@@ -272,12 +291,28 @@ def _rows() -> tuple[TransitionSpec, ...]:
             description="close with the disagreement on record (claim or reinstatement unmet)",
         ),
         TransitionSpec(
+            "close",
+            (S.WITHDRAWING,),
+            S.CLOSED,
+            authority_or_operator,
+            outcome=Outcome.WITHDRAWN,
+            description="close the withdrawal without the platform's receipt of it (on record)",
+        ),
+        TransitionSpec(
             "recheck",
             (S.MONITORING,),
             S.DISPUTED,
             SYSTEM,
             guards=("has_disagreement",),
             description="content came back after removal",
+        ),
+        TransitionSpec(
+            "close",
+            (S.WITHDRAWING,),
+            S.CLOSED,
+            authority_or_operator,
+            outcome=Outcome.WITHDRAWN,
+            description="close the withdrawal without the platform's receipt of it (on record)",
         ),
         TransitionSpec(
             "recheck",
@@ -368,11 +403,37 @@ def _rows() -> tuple[TransitionSpec, ...]:
         ),
         TransitionSpec(
             "withdraw",
+            tuple(s for s in WITHDRAWABLE if s in PLATFORM_HOLDS_ORDER),
+            S.WITHDRAWING,
+            AUTHORITY,
+            guards=("platform_has_order",),
+            description="the authority withdraws a delivered request: the platform is told",
+        ),
+        TransitionSpec(
+            "withdraw",
             WITHDRAWABLE,
             S.CLOSED,
             AUTHORITY,
             outcome=Outcome.WITHDRAWN,
             description="the authority withdraws the request",
+        ),
+        TransitionSpec(
+            "withdrawal_sent",
+            (S.WITHDRAWING,),
+            S.CLOSED,
+            SYSTEM,
+            outcome=Outcome.WITHDRAWN,
+            description="the platform accepted the withdrawal notice",
+        ),
+        *(
+            TransitionSpec(
+                "platform_problem",
+                (state,),
+                state,
+                SYSTEM,
+                description="the platform refused a call or sent a malformed answer (recorded)",
+            )
+            for state in PLATFORM_HOLDS_ORDER
         ),
     )
 
@@ -472,6 +533,9 @@ class GuardFacts:
         raise NotImplementedError
 
     def removals_confirmed(self) -> bool:
+        raise NotImplementedError
+
+    def platform_has_order(self) -> bool:
         raise NotImplementedError
 
 

@@ -776,10 +776,12 @@ class MalformedItem(BaseModel):
 
 
 class DeliveryReceipt(TicketResponse):
-    """What ``deliver_order`` returns: the ticket, and how the answer was checked."""
+    """What ``deliver_order`` returns: the ticket, how the answer was checked, and when the
+    order that the platform answered was sent (the worker's clock, just before the call)."""
 
     http_status: int | None = Field(default=None, description="201 new, 200 repeat")
     authenticated: Authenticated = None
+    sent_at: UtcDatetime | None = None
 
 
 class PollResult(PlatformStatus):

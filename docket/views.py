@@ -79,6 +79,7 @@ def status_view(case: Case) -> dict[str, Any]:
         ],
         "appeals": [vars(a) for a in facts.appeals],
         "delivery_error": facts.delivery_error,
+        "platform_problem": facts.platform_problem,
         "info_question": facts.info_question,
         "audit": {"count": case.chain.sequence, "head_hash": case.chain.head_hash},
     }
@@ -152,6 +153,10 @@ _STATE_TITLES: Mapping[State, tuple[str, str]] = {
     State.REINSTATING: (
         "Reinstating",
         "The appeal reversed a removal; waiting to see the content back.",
+    ),
+    State.WITHDRAWING: (
+        "Withdrawing",
+        "The authority withdrew the request; {platform} is being told (closed once it accepts).",
     ),
 }
 
@@ -322,11 +327,17 @@ def _situation(case: Case, state: State) -> list[str]:
     facts = case.facts
     if state is State.DELIVERY_FAILED and facts.delivery_error:
         return [f"**Delivery error:** {_md(_cut(facts.delivery_error))}"]
+    lines = []
     if state is State.INFO_REQUESTED and facts.info_question:
-        return [f"**Question:** {_md(_cut(facts.info_question, 200))}"]
-    if facts.ticket and state is not State.CLOSED:
-        return [f"**Ticket:** {_md(facts.ticket)}"]
-    return []
+        lines.append(f"**Question:** {_md(_cut(facts.info_question, 200))}")
+    elif facts.ticket and state is not State.CLOSED:
+        lines.append(f"**Ticket:** {_md(facts.ticket)}")
+    problem = facts.platform_problem
+    if problem and state is not State.CLOSED:
+        status = f" (HTTP {problem['http_status']})" if problem.get("http_status") else ""
+        what = _md(_cut(str(problem.get("message", "")), 200))
+        lines.append(f"**Platform problem** in {_md(problem.get('call', '?'))}{status}: {what}")
+    return lines
 
 
 def _items(case: Case) -> list[list[str]]:

@@ -162,6 +162,7 @@ def platform_endpoints(
             markers=platform.markers,
             api=platform.api,
             credential_env=platform.credential_env,
+            require_signed_responses=platform.require_signed_responses,
         )
     return endpoints
 

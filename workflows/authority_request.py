@@ -70,7 +70,7 @@ with workflow.unsafe.imports_passed_through():
         parse_command,
         utc_iso,
     )
-    from docket.platform_protocol import Notice, PlatformStatus
+    from docket.platform_protocol import DeliveryReceipt, Notice, PollResult
     from docket.reference import format_loc
     from docket.statement import SignedCommand
     from docket.validation import Issue
@@ -136,6 +136,7 @@ class AuthorityRequest:
         self._case: Case | None = None
         self._legacy = False  # started before the trust boundary (set at the start of `run`)
         self._trust: TrustSnapshot | None = None  # the operator's trust roots, as last read
+        self._last_problem: str | None = None  # the platform problem recorded last
         self._trust_read_at = datetime.min
         self._lock = asyncio.Lock()
         self._version = 0  # bumps on every committed transition
@@ -182,9 +183,11 @@ class AuthorityRequest:
             organization=request.platform.name,
         )
         asked_at = workflow.now()
-        baseline = await self._probe(
-            [(i.item_id, i.url) for i in request.order.items], ("control",), baseline=True
-        )
+        baseline: list[Evidence] = []
+        if self._legacy or request.platform.baseline_probes:
+            baseline = await self._probe(
+                [(i.item_id, i.url) for i in request.order.items], ("control",), baseline=True
+            )
         now, local = self._clock(asked_at)
         planned = self.case.plan_submission(now, baseline, signature=signature)
         await self._record(planned, local=local)
@@ -418,18 +421,28 @@ class AuthorityRequest:
         *,
         at: datetime | None = None,
         signature: Signature | None = None,
+        provenance: dict[str, Any] | None = None,
     ) -> Receipt:
         """Apply a command: from an Update (`at` None; `signature` its proof) or from a
-        platform's answer to a poll (`at`: the workflow time at which the main loop asked)."""
+        platform's answer to a poll (`at`: the workflow time at which the main loop asked;
+        `provenance`: how the answer came and was authenticated)."""
         async with self._lock:
             now, local = self._clock(at)
             try:
-                planned = self.case.plan_command(command, now, signature=signature)
+                planned = self.case.plan_command(
+                    command, now, signature=signature, provenance=provenance
+                )
             except CommandRejected as exc:  # the state moved since validation
                 raise _rejection(exc) from None
             return await self._record(planned, local=local)
 
-    async def _apply_in_one_write(self, commands: Sequence[Command], *, at: datetime) -> None:
+    async def _apply_in_one_write(
+        self,
+        commands: Sequence[Command],
+        *,
+        at: datetime,
+        provenance: dict[str, Any] | None = None,
+    ) -> None:
         """Apply what one answer of the platform reports (e.g. acknowledged *and* decided):
         each command planned on the state the previous one leads to, all entries written
         together, then committed. One write instead of one per transition, and none of the
@@ -441,7 +454,7 @@ class AuthorityRequest:
             batch: list[Planned] = []
             for command in commands:
                 try:
-                    planned = twin.plan_command(command, now)
+                    planned = twin.plan_command(command, now, provenance=provenance)
                 except CommandRejected as exc:
                     workflow.logger.info("platform report not applied: %s", _rejection(exc))
                     continue
@@ -575,7 +588,7 @@ class AuthorityRequest:
             return
         try:
             with self._waiting():
-                ticket = await workflow.execute_activity_method(
+                ticket: DeliveryReceipt = await workflow.execute_activity_method(
                     PlatformActivities.deliver_order,
                     args=[platform.id, self.request.wire_order()],
                     start_to_close_timeout=timedelta(seconds=30),
@@ -593,6 +606,13 @@ class AuthorityRequest:
             )
             return
         received = ticket.received_at
+        data: dict[str, Any] = {}
+        if not self._legacy and ticket.sent_at is not None:
+            # When the order really left (the attempt the platform answered, maybe after a
+            # worker crash and retries), not when it was first asked for: the report's "sent"
+            # times count from it. The SLA clock counts from the platform's receipt.
+            sent_at = max(sent_at, ticket.sent_at)
+            data = {"http_status": ticket.http_status, "authenticated": ticket.authenticated}
         await self._fire(
             "delivered",
             f"{platform.name} issued ticket {ticket.ticket}",
@@ -608,6 +628,7 @@ class AuthorityRequest:
                 "sent_at": utc_iso(sent_at),
                 "received_at": utc_iso(received),
                 "sla_policy": self.request.policy.id,
+                **data,
             },
         )
 
@@ -629,7 +650,7 @@ class AuthorityRequest:
         asked_at = workflow.now()
         try:
             with self._waiting():
-                status: PlatformStatus = await workflow.execute_activity_method(
+                status: PollResult = await workflow.execute_activity_method(
                     PlatformActivities.poll_platform,
                     args=[platform.id, ticket],
                     start_to_close_timeout=timedelta(seconds=30),
@@ -638,17 +659,50 @@ class AuthorityRequest:
                 )
         except ActivityError as exc:
             workflow.logger.warning("polling %s failed: %s", platform.id, _cause(exc))
+            await self._platform_problem(_failure("poll", exc), at=asked_at)
             return
+        if status.malformed_items:
+            problem = {
+                "kind": "malformed_items",
+                "call": "poll",
+                "message": f"{len(status.malformed_items)} item(s) of the answer broke the "
+                "contract and were left out; the valid ones were recorded",
+                "items": [m.model_dump(mode="json") for m in status.malformed_items],
+            }
+            await self._platform_problem(problem, at=asked_at)
+        else:
+            self._last_problem = None  # a clean answer: the next problem is news again
         commands = self.case.commands_from(status, self.platform_actor)
         self._quiet_polls = 0 if commands else self._quiet_polls + 1
+        provenance = None if self._legacy else _provenance(platform.id, status)
         if len(commands) > 1 and workflow.patched(ONE_WRITE_PER_POLL_PATCH):
-            await self._apply_in_one_write(commands, at=asked_at)
+            await self._apply_in_one_write(commands, at=asked_at, provenance=provenance)
             return
         for command in commands:
             try:
-                await self._apply(command, at=asked_at)
+                await self._apply(command, at=asked_at, provenance=provenance)
             except ApplicationError as exc:  # the state moved meanwhile: poll again later
                 workflow.logger.info("platform report not applied: %s", exc)
+
+    async def _platform_problem(self, problem: dict[str, Any], *, at: datetime) -> None:
+        """Record what the platform refused or sent malformed (`platform_problem`), once per
+        distinct problem: a platform that keeps answering 404 is not written at every poll.
+        Requests started before this was recorded keep only the worker's log of it."""
+        if self._legacy or self.case.closed:
+            return
+        key = repr(sorted((k, repr(v)) for k, v in problem.items()))
+        if key == self._last_problem:
+            return
+        self._last_problem = key
+        try:
+            await self._fire(
+                "platform_problem",
+                f"{self.request.platform.name}: {problem['message']}",
+                at=at,
+                data={"problem": problem},
+            )
+        except CommandRejected:  # the state allows no record (e.g. before delivery)
+            workflow.logger.info("platform problem not recorded: %s", problem["message"])
 
     async def _probe(
         self, items: Sequence[tuple[str, str]], vantages: Sequence[str], *, baseline: bool = False
@@ -742,7 +796,9 @@ class AuthorityRequest:
     async def _send_notices(self) -> None:
         notice = self._outbox[0]
         ticket = self.case.facts.ticket
+        sent = False
         if ticket is not None and self.request.platform.api:
+            asked_at = workflow.now()
             try:
                 with self._waiting():
                     await workflow.execute_activity_method(
@@ -752,15 +808,24 @@ class AuthorityRequest:
                         retry_policy=NOTICE_RETRY,
                         summary=f"notice {notice.kind} to {self.request.platform.id}",
                     )
+                sent = True
             except ActivityError as exc:
                 # Only a non-retryable refusal gets here (NOTICE_RETRY retries the rest). The
                 # transition that asked for the notice is recorded; failing the run over its
-                # side effect would lose the request. The refusal stays on the failed activity.
+                # side effect would lose the request. The refusal is recorded beside it.
                 workflow.logger.warning(
                     "notice %s to %s refused: %s",
                     notice.kind,
                     self.request.platform.id,
                     _cause(exc),
+                )
+                problem = _failure(f"{notice.kind} notice", exc) | {"notice": notice.kind}
+                await self._platform_problem(problem, at=asked_at)
+            if sent and notice.kind == "withdrawal" and self.case.current is State.WITHDRAWING:
+                await self._fire(
+                    "withdrawal_sent",
+                    f"{self.request.platform.name} accepted the withdrawal notice",
+                    at=asked_at,
                 )
         self._outbox.pop(0)
 
@@ -798,7 +863,14 @@ class AuthorityRequest:
             ]
         )
         self._published = values
-        workflow.set_current_details(details_markdown(case))
+        deadline = None if case.closed else self._deadline(state)
+        workflow.set_current_details(
+            details_markdown(
+                case,
+                now=workflow.now(),
+                next_deadline=(deadline.at, deadline.label) if deadline else None,
+            )
+        )
         if case.closed:
             anchor = case.chain.anchor().to_dict()
             workflow.upsert_memo({"audit_anchor": anchor, "outcome": case.outcome})
@@ -846,6 +918,31 @@ def _shape(values: Sequence[Any]) -> str:
         return "no argument"
     kinds = ", ".join(type(v).__name__ if v is not None else "null" for v in values[:5])
     return f"{len(values)} argument(s): {kinds}"
+
+
+def _failure(call: str, exc: ActivityError) -> dict[str, Any]:
+    """A failed platform call as recorded: the activity's typed failure (HTTP status, the
+    platform's own message), or the cause's text when it carries none."""
+    cause = exc.cause
+    problem: dict[str, Any] = {"kind": "refused", "call": call, "message": _cause(exc)[:500]}
+    if isinstance(cause, ApplicationError):
+        problem["kind"] = cause.type or "refused"
+        details = cause.details[0] if cause.details else None
+        if isinstance(details, dict):
+            for key in ("http_status", "platform_error", "method", "path", "authenticated"):
+                if details.get(key) is not None:
+                    problem[key] = details[key]
+    return problem
+
+
+def _provenance(platform_id: str, status: PollResult) -> dict[str, Any]:
+    """How a platform's answer reached Docket: through its API, and how it was authenticated."""
+    return {
+        "channel": "platform_api",
+        "platform": platform_id,
+        "ticket": status.ticket,
+        "authenticated": status.authenticated,
+    }
 
 
 def _unsigned(payload: Sequence[Any]) -> bool:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from audit.chain import entry_hash, genesis_hash
-from docket.case import Case, CommandRejected, Planned, RequestInput
+from docket.case import Case, CommandRejected, Planned, RequestInput, notices_for
 from docket.lifecycle import Outcome, Role, State
 from docket.models import (
     SYSTEM_ACTOR,
@@ -478,6 +478,9 @@ def test_renotify_resets_only_disputed_items() -> None:
     d.verify({**{i: GONE for i in ITEMS[:4]}, "fb-5": UP})
     planned = d.at(H).command(Renotify(actor=MAKER, reason="Nội dung vẫn còn"))
     assert planned.entry["docket"]["data"]["items"] == ["fb-5"]
+    # the re-notice names the disputed item (never an empty list meaning "everything")
+    [notice] = notices_for(planned, d.case.request_id, ticket=d.case.facts.ticket)
+    assert (notice.kind, notice.items) == ("renotify", ["fb-5"])
     assert d.state() is State.ACKNOWLEDGED
     assert d.case.facts.due_at == d.now + timedelta(hours=24)
     assert d.case.facts.items["fb-5"].claim is None
@@ -715,10 +718,43 @@ def test_appeal_target_must_have_a_decision() -> None:
 # --- withdrawal, the chain, rejected commands ----------------------------------------------
 
 
-def test_withdraw_after_delivery() -> None:
+def test_withdraw_after_delivery_waits_until_the_platform_is_told() -> None:
+    d = Driver(fb_request()).to_awaiting_ack()
+    planned = d.command(Withdraw(actor=MAKER, reason="Rút yêu cầu"))
+    assert d.state() is State.WITHDRAWING and d.case.outcome is None
+    # the withdrawal notice goes out after its entry, naming the request's ticket
+    [notice] = notices_for(planned, d.case.request_id, ticket=d.case.facts.ticket)
+    assert notice.kind == "withdrawal"
+    # a refusal of the notice is recorded and the request stays open ...
+    problem = {"kind": "PlatformRejected", "call": "withdrawal notice", "message": "HTTP 404"}
+    d.system("platform_problem", data={"problem": problem})
+    assert d.state() is State.WITHDRAWING
+    assert d.case.facts.platform_problem == problem
+    # ... until the platform accepts it, or the authority closes it with the refusal on record
+    d.system("withdrawal_sent")
+    assert d.state() is State.CLOSED and d.case.outcome is Outcome.WITHDRAWN
+
+
+def test_withdraw_without_delivery_closes_at_once() -> None:
+    d = Driver(fb_request())
+    d.submit()
+    d.command(Withdraw(actor=MAKER, reason="Rút yêu cầu"))
+    assert d.state() is State.CLOSED and d.case.outcome is Outcome.WITHDRAWN
+
+
+def test_a_refused_withdrawal_can_be_closed_by_the_authority() -> None:
     d = Driver(fb_request()).to_awaiting_ack()
     d.command(Withdraw(actor=MAKER, reason="Rút yêu cầu"))
-    assert d.case.outcome is Outcome.WITHDRAWN
+    d.command(Close(actor=MAKER, reason="The platform says the ticket is unknown; closing"))
+    assert d.state() is State.CLOSED and d.case.outcome is Outcome.WITHDRAWN
+
+
+def test_requests_started_before_withdraw_at_once() -> None:
+    d = Driver(fb_request())
+    d.case = Case(d.case.request, legacy=True)
+    d.to_awaiting_ack()
+    d.command(Withdraw(actor=MAKER, reason="Rút yêu cầu"))
+    assert d.state() is State.CLOSED and d.case.outcome is Outcome.WITHDRAWN
 
 
 def test_delivery_failed_then_retry() -> None:

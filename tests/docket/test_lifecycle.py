@@ -91,6 +91,9 @@ class Facts(GuardFacts):
     def removals_confirmed(self) -> bool:
         return self._is("removals_confirmed")
 
+    def platform_has_order(self) -> bool:
+        return self._is("platform_has_order")
+
 
 LIFECYCLE = Lifecycle()
 PAIRS = [(state, trigger) for state in State for trigger in TRIGGERS]
@@ -173,6 +176,8 @@ EXPECTED_ROLES: dict[str, set[Role]] = {
     "reinstated": {R.SYSTEM},
     "appeal_window_closed": {R.SYSTEM},
     "withdraw": {R.OFFICER, R.APPROVER},
+    "withdrawal_sent": {R.SYSTEM},
+    "platform_problem": {R.SYSTEM},
 }
 
 
@@ -225,6 +230,7 @@ def test_system_triggers_only_with_include_system() -> None:
     assert allowed_triggers(State.MONITORING, [R.SYSTEM], include_system=True) == (
         "recheck",
         "monitoring_complete",
+        "platform_problem",
     )
 
 

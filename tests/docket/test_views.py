@@ -194,6 +194,20 @@ def reinstating() -> Driver:
     return d
 
 
+def withdrawing() -> Driver:
+    """Withdrawn after delivery, the platform refused the withdrawal notice (on record)."""
+    d = awaiting_ack()
+    d.command(Withdraw(actor=MAKER, reason="Rút yêu cầu"))
+    problem = {
+        "kind": "PlatformRejected",
+        "call": "withdrawal notice",
+        "http_status": 404,
+        "message": "no such ticket | <b>",
+    }
+    d.system("platform_problem", data={"problem": problem})
+    return d
+
+
 def closed_reversed() -> Driver:
     d = reinstating()
     d.at(H).system(
@@ -226,6 +240,7 @@ STATES: dict[State, tuple[Callable[[], Driver], str, str]] = {
     State.APPEALED: (appealed, "### Appeal pending", "against removal of fb-4: pending"),
     State.REINSTATING: (reinstating, "### Reinstating", "reversed by pham.thi.dung"),
     State.CLOSED: (closed_reversed, "### Closed: reversed on appeal", "reinstated after appeal"),
+    State.WITHDRAWING: (withdrawing, "### Withdrawing", "**Platform problem** in withdrawal"),
 }
 
 
@@ -275,6 +290,7 @@ def test_rejected_and_withdrawn_close_without_an_sla() -> None:
     assert "**SLA VN-C38-2016:** no deadline missed" in text
     w = awaiting_ack()
     w.command(Withdraw(actor=MAKER, reason="Rút yêu cầu"))
+    w.system("withdrawal_sent")
     assert "The authority withdrew the request." in details_markdown(w.case)
 
 
