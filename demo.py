@@ -23,6 +23,8 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
+import os
 import secrets
 import signal
 import sys
@@ -33,8 +35,13 @@ from typing import Any
 
 from temporalio.client import Client, WorkflowUpdateFailedError
 
+from activities.checkpoint import CheckpointActivities
 from activities.platform import PlatformActivities, PlatformEndpoint
+from audit.checkpoint import CheckpointConfig, Source
+from audit.checkpoint_verify import verify_completeness
 from audit.entry import AuditAnchor
+from audit.note import SignerKey, generate_key, load_signer, load_verifier
+from audit.show import render_timeline
 from audit.verify import verify_paths
 from audit.writer import AuditWriter
 from docket import client as docket
@@ -45,17 +52,20 @@ from docket.logs import configure_logging
 from docket.models import Order
 from docket.provision import Identities, provision
 from docket.reference import ReferenceData, default_reference
+from docket.temporal_names import CHECKPOINT_TASK_QUEUE
 from docket.text import terminal
 from docket.validation import read_request_file, validate_order
 from docket.views import saved_views
 from platform_sim.scenarios import ItemScenario, PlatformScenario
 from platform_sim.server import PlatformSimulator
-from starter import format_timeline
+from workflows.checkpoint import AuditCheckpoint, CheckpointRequest, ensure_checkpoint_schedule
 
 ROOT = Path(__file__).resolve().parent
 SEED = ROOT / "examples" / "seed"
 DEMO_POLICY = "DEMO-VN-C38"
 POLL = timedelta(seconds=1)
+CHECKPOINT_EVERY = timedelta(seconds=30)
+LOG_ORIGIN = "docket.demo/audit"
 
 
 def say(text: str) -> None:
@@ -88,6 +98,21 @@ class Demo:
             self.secrets,
             {"facebook": facebook, "youtube": youtube},
         )
+
+    def checkpoint_config(self, audit_dir: Path) -> CheckpointConfig:
+        return CheckpointConfig(self.var / "checkpoints", (Source("demo", audit_dir),))
+
+    def log_key(self) -> SignerKey:
+        """The demo log's checkpoint key (made on first run; a deployment keeps its own, like
+        the platform secrets: DOCKET_LOG_KEY)."""
+        path = self.var / "log.key"
+        if not path.exists():
+            key = generate_key(LOG_ORIGIN)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="ascii") as out:
+                out.write(key.encode())
+            path.with_name("log.key.pub").write_text(key.verifier().vkey() + "\n")
+        return load_signer(path)
 
     def worker_reference(self) -> ReferenceData:
         """The demo's operator configuration: the shipped data, platforms polled every
@@ -165,7 +190,15 @@ class Demo:
                     reference=self.worker_reference,
                     trust=lambda: load_trust(trust_file),
                 )
-                async with worker:
+                # the checkpointer: a signed checkpoint of the whole log every 30 s (a Schedule,
+                # visible in the UI) and one on demand at the end
+                checkpointer = docket_worker.build_checkpoint_worker(
+                    client, CheckpointActivities(self.checkpoint_config(audit_dir), self.log_key())
+                )
+                await ensure_checkpoint_schedule(
+                    client, interval=CHECKPOINT_EVERY, task_queue=CHECKPOINT_TASK_QUEUE
+                )
+                async with worker, checkpointer:
                     say(f"docket demo: worker running; audit log in {audit_dir}/")
                     say(f"docket demo: Temporal UI at {server.ui_url}\n")
                     ids = await self.scenario()
@@ -354,7 +387,7 @@ class Demo:
                 {"chain_id": rid, "count": result.audit_count, "head_hash": result.audit_head}
             )
             say(f"\n=== {rid}: {result.outcome} ===")
-            say(format_timeline(await docket.timeline(self.client, rid)))
+            say(render_timeline(rid, await docket.timeline(self.client, rid)))
             say("item outcomes: " + json.dumps(result.item_outcomes, ensure_ascii=False))
         anchor_file = self.var / "anchors.jsonl"
         with anchor_file.open("a", encoding="utf-8") as fh:
@@ -366,6 +399,25 @@ class Demo:
             f"\naudit verify: {summary['status']}: {summary['entries']} entries in "
             f"{summary['chains']} chains, {summary['findings']} findings "
             f"(anchors from the workflow results: {anchor_file})"
+        )
+        # a signed checkpoint of the whole log, then the completeness check an outsider runs
+        # with nothing but the checkpoint and the log's public key
+        outcome = await self.client.execute_workflow(
+            AuditCheckpoint.run,
+            CheckpointRequest(trigger="demo"),
+            id=f"docket-audit-checkpoint-demo-{datetime.now(UTC):%H%M%S}",
+            task_queue=CHECKPOINT_TASK_QUEUE,
+        )
+        key_pub = self.var / "log.key.pub"
+        complete = verify_completeness(
+            [audit_dir], Path(outcome.checkpoint_file), load_verifier(str(key_pub))
+        )
+        say(
+            f"checkpoint: {outcome.size} entries, root {outcome.root_hash[:16]}, signed "
+            f"({outcome.checkpoint_file}); audit verify --checkpoint: "
+            f"{'OK' if complete.ok else 'FAILED'} ({len(complete.findings)} findings; "
+            f"./run audit verify {audit_dir} --checkpoint {outcome.checkpoint_file} "
+            f"--key {key_pub})"
         )
         if self.sim is not None:
             stats = self.sim.stats()["platforms"]
@@ -404,6 +456,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--var", default=str(ROOT / "var" / "demo"), help="state directory")
     args = parser.parse_args(argv)
     configure_logging()
+    logging.getLogger("temporalio").setLevel(logging.WARNING)  # the demo prints its own story
     with contextlib.suppress(KeyboardInterrupt):
         return asyncio.run(Demo(args).run())
     return 130

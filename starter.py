@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from audit.show import render_timeline
 from docket.client import (
     BadInput,
     CommandRefused,
@@ -303,45 +304,13 @@ async def cmd_status(args: argparse.Namespace, reference: ReferenceData) -> int:
     return EXIT_OK
 
 
-def format_timeline(entries: Sequence[dict[str, Any]]) -> str:
-    """One line per entry and its details, every value through the terminal renderer: a
-    newline or an escape sequence in a reason can never fake a row."""
-    t = terminal
-    lines = []
-    for entry in entries:
-        event, docket, user = entry["event"], entry["docket"], entry["user"]
-        when = t(entry["@timestamp"][:19].replace("T", " "))
-        move = f"{t(docket.get('from_state') or 'none')} -> {t(docket['to_state'])}"
-        who = f"{t(user['id'])} ({t(','.join(user['roles']))})"
-        signed = "  [signed]" if docket.get("signed") else ""
-        lines.append(
-            f"#{event['sequence']:<3} {when}  {t(event['action']):<20} {move:<36} {who}{signed}"
-        )
-        if event.get("reason"):
-            lines.append(f"      why: {t(event['reason'])}")
-        for item in docket.get("items", []) if event["action"] == "report_effect" else []:
-            lines.append(f"      {t(item['item_id'])}: {t(item['effect'])}")
-        for ev in docket.get("evidence", []):
-            lines.append(
-                f"      probe {t(ev['item_id'])} from {t(ev['vantage'])}: {t(ev['observation'])} "
-                f"(HTTP {t(ev['status_code'])}, {t(ev['marker'])})"
-            )
-        outcome = docket.get("data", {}).get("outcome")
-        if outcome:
-            lines.append(f"      outcome: {t(outcome)}")
-        unverified = docket.get("data", {}).get("unverified")
-        if unverified:
-            lines.append(f"      never confirmed by our probes: {t(', '.join(unverified))}")
-    return "\n".join(lines)
-
-
 async def cmd_timeline(args: argparse.Namespace, reference: ReferenceData) -> int:
     client = await connect()
     entries = await timeline(client, args.request)
     if args.json:
         _print_json(entries)
     else:
-        print(format_timeline(entries))
+        print(render_timeline(args.request, entries), end="")
     return EXIT_OK
 
 

@@ -14,6 +14,7 @@ While Temporal is unreachable the worker waits and retries with backoff, as a se
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -22,6 +23,7 @@ import sys
 import structlog
 from temporalio.client import Client
 
+from activities.checkpoint import CheckpointActivities, CheckpointSetupError
 from activities.platform import PlatformActivities
 from activities.vantages import VantageConfigError, VantageDirectory
 from audit.writer import AuditWriter
@@ -32,10 +34,12 @@ from docket.reference import ReferenceError, load_reference
 from docket.settings import SettingsError, WorkerSettings
 from docket.worker_setup import (
     WorkerSetupError,
+    build_checkpoint_worker,
     build_worker,
     check_search_attributes,
     platform_endpoints,
 )
+from workflows.checkpoint import ensure_checkpoint_schedule
 
 log = structlog.get_logger("docket.worker")
 
@@ -89,6 +93,21 @@ async def run_worker() -> int:
     except WorkerSetupError as exc:
         print(f"docket worker: {exc}", file=sys.stderr)
         return 2
+    checkpointer = None
+    if settings.checkpoints:
+        try:
+            checkpoints = CheckpointActivities.from_env()
+        except CheckpointSetupError as exc:
+            print(f"docket worker: {exc}", file=sys.stderr)
+            return 2
+        checkpointer = build_checkpoint_worker(
+            client, checkpoints, task_queue=settings.checkpoint_task_queue
+        )
+        await ensure_checkpoint_schedule(
+            client,
+            interval=settings.checkpoint_interval,
+            task_queue=settings.checkpoint_task_queue,
+        )
     settings.audit_dir.mkdir(parents=True, exist_ok=True)
     platforms = PlatformActivities(platform_endpoints(reference), vantages=vantages)
     writer = AuditWriter(settings.audit_dir)
@@ -111,7 +130,15 @@ async def run_worker() -> int:
         platforms=sorted(reference.platforms),
         vantages=vantages.describe(),
     )
-    async with worker:
+    async with contextlib.AsyncExitStack() as running:
+        await running.enter_async_context(worker)
+        if checkpointer is not None:
+            await running.enter_async_context(checkpointer)
+            log.info(
+                "making checkpoints",
+                every_s=int(settings.checkpoint_interval.total_seconds()),
+                task_queue=settings.checkpoint_task_queue,
+            )
         await stop.wait()
         log.info("shutting down: finishing in-flight tasks")
     await platforms.aclose()

@@ -290,13 +290,19 @@ class CaseFacts(GuardFacts):
     def all_items_decided(self) -> bool:
         return all(item.decided for item in self.items.values())
 
+    def verdict(self, item: ItemRecord) -> Verification:
+        """An item's verification on this request. A removal reversed on appeal is no longer
+        claimed: seeing the content back is what the reversal asked for, not a disagreement
+        (requests started before kept the reversed claim, and replay keeps their entries)."""
+        if item.reinstated and not self.legacy:
+            return Verification.NOT_APPLICABLE
+        return item.verification(self.vantages)
+
     def has_second_notice(self) -> bool:
         return self.policy.second_notice_within is not None
 
     def has_disagreement(self) -> bool:
-        return any(
-            i.verification(self.vantages) is Verification.CONTRADICTED for i in self.items.values()
-        )
+        return any(self.verdict(i) is Verification.CONTRADICTED for i in self.items.values())
 
     def any_effect(self) -> bool:
         return any(i.effect in EFFECT_CLAIMS for i in self.items.values())
@@ -312,7 +318,7 @@ class CaseFacts(GuardFacts):
         if self.legacy:  # closed as complied before unverified removals were told apart
             return True
         return all(
-            i.verification(self.vantages) in (Verification.CONFIRMED, Verification.NOT_APPLICABLE)
+            self.verdict(i) in (Verification.CONFIRMED, Verification.NOT_APPLICABLE)
             for i in self.items.values()
         )
 
@@ -320,17 +326,14 @@ class CaseFacts(GuardFacts):
         """Each item's verification as the audit log spells it."""
         if self.legacy:
             return {
-                i.item_id: LEGACY_VERIFICATION_WORDS[i.verification(self.vantages)]
-                for i in self.items.values()
+                i.item_id: LEGACY_VERIFICATION_WORDS[self.verdict(i)] for i in self.items.values()
             }
-        return {i.item_id: i.verification(self.vantages).value for i in self.items.values()}
+        return {i.item_id: self.verdict(i).value for i in self.items.values()}
 
     def unverified_items(self) -> list[str]:
         """Items whose claimed removal our probes never confirmed (and did not contradict)."""
         return [
-            i.item_id
-            for i in self.items.values()
-            if i.verification(self.vantages) is Verification.UNVERIFIED
+            i.item_id for i in self.items.values() if self.verdict(i) is Verification.UNVERIFIED
         ]
 
     def _decided_appeal(self) -> AppealRecord | None:
@@ -552,7 +555,7 @@ class Case:
             facts.items[record["item_id"]].observations[record["vantage"]] = record
         if evidence_json and not facts.legacy:
             for item in facts.items.values():
-                if item.verification(facts.vantages) is Verification.CONFIRMED:
+                if facts.verdict(item) is Verification.CONFIRMED:
                     item.confirmed_once = True
         if trigger == "recheck":
             facts.rechecks_done += 1
@@ -571,7 +574,7 @@ class Case:
                     "observations": {v: o["observation"] for v, o in i.observations.items()},
                 }
                 for i in facts.items.values()
-                if i.verification(facts.vantages) is Verification.CONTRADICTED
+                if facts.verdict(i) is Verification.CONTRADICTED
             ]
             data_out["verification"] = facts.verification_words()
             data_out["disagreements"] = disagreements
@@ -788,9 +791,7 @@ class Case:
             return {"appeal": self._apply_decision(command, facts, now, state)}
         if command.trigger == "renotify":
             disputed = [
-                i
-                for i in facts.items.values()
-                if i.verification(facts.vantages) is Verification.CONTRADICTED
+                i for i in facts.items.values() if facts.verdict(i) is Verification.CONTRADICTED
             ]
             for item in disputed:
                 item.claim = None  # the platform must decide again
@@ -949,7 +950,7 @@ def item_outcomes(facts: CaseFacts) -> dict[str, str]:
             out[item.item_id] = "reinstated"
         elif effect is None or effect == "needs_more_info":
             out[item.item_id] = "no_response"
-        elif item.verification(facts.vantages) is Verification.CONTRADICTED:
+        elif facts.verdict(item) is Verification.CONTRADICTED:
             out[item.item_id] = "still_available"
         else:
             out[item.item_id] = effect

@@ -15,6 +15,11 @@ everything Docket adds is here, with the variable that sets it:
   required: without it no signed command can be checked (docs/identity.md)
 - DOCKET_TRUST_MAX_AGE: seconds a running request may use trust roots it read before reading
   them again, i.e. how soon a revocation reaches running requests (default 300)
+- DOCKET_LOG_KEY: the audit log's checkpoint signing key (a file); set on the one worker that
+  makes checkpoints (with DOCKET_CHECKPOINT_DIR and DOCKET_CHECKPOINT_SOURCES, see
+  docs/checkpoints.md)
+- DOCKET_CHECKPOINT_INTERVAL: seconds between scheduled checkpoints (default 600)
+- DOCKET_CHECKPOINT_TASK_QUEUE: the checkpointer's task queue (default `audit-checkpoints`)
 """
 
 from __future__ import annotations
@@ -75,6 +80,9 @@ class WorkerSettings:
     sandboxed: bool = True
     trust_file: Path | None = None
     trust_max_age: timedelta = timedelta(minutes=5)
+    checkpoints: bool = False  # DOCKET_LOG_KEY is set: this worker makes checkpoints
+    checkpoint_interval: timedelta = timedelta(minutes=10)
+    checkpoint_task_queue: str = names.CHECKPOINT_TASK_QUEUE
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> WorkerSettings:
@@ -90,4 +98,10 @@ class WorkerSettings:
             if (trust := environ.get("DOCKET_TRUST_FILE", "").strip())
             else None,
             trust_max_age=timedelta(seconds=_positive_int(environ, "DOCKET_TRUST_MAX_AGE", 300)),
+            checkpoints=bool(environ.get("DOCKET_LOG_KEY", "").strip()),
+            checkpoint_interval=timedelta(
+                seconds=_positive_int(environ, "DOCKET_CHECKPOINT_INTERVAL", 600)
+            ),
+            checkpoint_task_queue=environ.get("DOCKET_CHECKPOINT_TASK_QUEUE", "").strip()
+            or names.CHECKPOINT_TASK_QUEUE,
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 from temporalio.common import SearchAttributeKey
 
 TASK_QUEUE = "authority-requests"
+CHECKPOINT_TASK_QUEUE = "audit-checkpoints"  # only the worker holding the log key polls it
 WORKFLOW_NAME = "AuthorityRequest"
 
 REQUEST_STATE = SearchAttributeKey.for_keyword("RequestState")

@@ -72,7 +72,7 @@ def status_view(case: Case) -> dict[str, Any]:
                 "claim": item.effect,
                 "claim_by": item.claim_by,
                 "observations": {v: o["observation"] for v, o in item.observations.items()},
-                "verification": item.verification(facts.vantages),
+                "verification": facts.verdict(item),
                 "outcome": outcomes[item.item_id],
             }
             for item in facts.items.values()
@@ -343,7 +343,7 @@ def _situation(case: Case, state: State) -> list[str]:
 def _items(case: Case) -> list[list[str]]:
     facts = case.facts
     items = list(facts.items.values())
-    verdicts = {i.item_id: i.verification(facts.vantages) for i in items}
+    verdicts = {i.item_id: facts.verdict(i) for i in items}
     outcomes = case.item_outcomes()
     undecided = _undecided(case)
     counts: dict[str, int] = {}

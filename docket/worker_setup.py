@@ -22,13 +22,14 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.audit import AuditActivities
+from activities.checkpoint import CheckpointActivities
 from activities.config import DEFAULT_TRUST_MAX_AGE, DeploymentActivities
 from activities.platform import PlatformActivities, PlatformEndpoint
 from audit.writer import AuditWriter
 from docket.credentials import TrustRoots
 from docket.reference import ReferenceData
-from docket.temporal_names import SEARCH_ATTRIBUTES, TASK_QUEUE, cli_type
-from workflows import AuthorityRequest
+from docket.temporal_names import CHECKPOINT_TASK_QUEUE, SEARCH_ATTRIBUTES, TASK_QUEUE, cli_type
+from workflows import AuditCheckpoint, AuthorityRequest
 
 log = structlog.get_logger("docket.worker")
 
@@ -135,6 +136,24 @@ async def check_search_attributes(client: Client) -> None:
             f"search attributes not registered on namespace {client.namespace!r} "
             f"({'; '.join(problems)}). Register them, then start the worker again:\n{fixes}"
         )
+
+
+def build_checkpoint_worker(
+    client: Client,
+    checkpoints: CheckpointActivities,
+    *,
+    task_queue: str = CHECKPOINT_TASK_QUEUE,
+) -> Worker:
+    """The checkpointer: the `AuditCheckpoint` workflow and its activity, on their own task
+    queue, run by the one worker that holds the log key and reads every audit source (a
+    worker without them never picks up a checkpoint)."""
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[AuditCheckpoint],
+        activities=checkpoints.activities(),
+        workflow_runner=workflow_runner(),
+    )
 
 
 def platform_endpoints(
