@@ -176,6 +176,8 @@ async def test_a_platforms_mistakes_are_on_record(
             ProvideInfo(actor=actor("nguyen.van.an"), reason="Answered", answer="The first one."),
         )
         await wait_for(client, rid, state="acknowledged")
+        # this platform refuses every notice: the answer's notice too, on record
+        await _until(client, rid, lambda s: s["platform_problem"]["call"] == "info_provided notice")
 
         # a withdrawal the platform refuses keeps the request open, the refusal on record
         receipt = await issue(client, rid, Withdraw(actor=actor("nguyen.van.an"), reason="Done"))
