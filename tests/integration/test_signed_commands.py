@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import uuid
@@ -35,6 +36,7 @@ from docket_harness import (
     decoded_text,
     endpoints,
     identities,
+    is_running,
     make_order,
     mint_credential,
     sign_raw,
@@ -45,7 +47,7 @@ from docket_harness import (
 )
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailedError
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
 from activities.platform import PlatformActivities
 from audit.canonical import canonical
@@ -794,6 +796,77 @@ async def test_an_organization_that_does_not_act_for_the_request(guarded: Guarde
         g, rid, "approve", sign_raw(APPROVER, rid, "approve", {"reason": "Legal basis checked"})
     )
     assert receipt.state == "delivering"
+
+
+async def test_a_stale_or_future_dated_command(guarded: Guarded) -> None:
+    g = guarded
+    rid = await parked(g, "WHEN")
+    now = datetime.now(UTC)
+    old = sign_raw(
+        APPROVER, rid, "approve", {"reason": "Signed long ago"}, now=now - timedelta(minutes=20)
+    )
+    await refused(
+        g, rid, "approve", old, code="stale", says=["more than 15 minutes before", "sign it again"]
+    )
+    ahead = sign_raw(
+        APPROVER, rid, "approve", {"reason": "Signed ahead"}, now=now + timedelta(minutes=10)
+    )
+    await refused(
+        g, rid, "approve", ahead, code="issued_in_future", says=["ahead of the workflow's clock"]
+    )
+    receipt = await send(
+        g, rid, "approve", sign_raw(APPROVER, rid, "approve", {"reason": "Checked"})
+    )
+    assert receipt.state == "delivering"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="A closed request's id can be started again by any client (Temporal's default id "
+    "reuse policy; only docket.client asks for REJECT_DUPLICATE), and the new run admits the "
+    "captured signed submission again: its nonce is remembered per run (docket/case.py "
+    "Facts.used_nonces), and the statement binds the workflow id, not the run. The withdrawn "
+    "request reopens in pending_approval, a captured approval then counts again (the order is "
+    "delivered a second time), and the new run writes entries #1.. again under the same event "
+    "ids (a forked chain in the audit log)",
+)
+async def test_a_captured_submission_cannot_reopen_a_closed_request(guarded: Guarded) -> None:
+    g = guarded
+    order = new_order(g, "AGAIN")
+    rid = workflow_id_for(order.authority, order.reference)
+    g.request_ids.add(rid)
+    submission = sign_raw(MAKER, rid, "submit", {"order": order.model_dump(mode="json")})
+    run = await g.client.start_workflow(names.WORKFLOW_NAME, submission, id=rid, task_queue=g.queue)
+    await wait_for(g.client, rid, state="pending_approval")
+    approval = sign_raw(APPROVER, rid, "approve", {"reason": "Legal basis checked"})
+    await send(g, rid, "approve", approval)
+    await wait_for(g.client, rid, state="awaiting_ack")
+    withdrawal = sign_raw(MAKER, rid, "withdraw", {"reason": "Withdrawn for good"})
+    await send(g, rid, "withdraw", withdrawal)
+    await run.result()
+    logged = len(audit_lines(g, rid))
+
+    # Someone who captured the start input starts the request again, as any client can.
+    with contextlib.suppress(WorkflowAlreadyStartedError):
+        await g.client.start_workflow(names.WORKFLOW_NAME, submission, id=rid, task_queue=g.queue)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 15
+    while await is_running(g.client, rid) and loop.time() < deadline:
+        status = await docket.status(g.client, rid)
+        assert status["state"] != "pending_approval", "the withdrawn request is open again"
+        await asyncio.sleep(0.2)
+    assert not await is_running(g.client, rid)
+    assert len(audit_lines(g, rid)) == logged
+
+
+def audit_lines(g: Guarded, rid: str) -> list[str]:
+    """Every line the audit log holds for `rid` (copies included)."""
+    return [
+        line
+        for path in sorted(g.audit_dir.rglob("*.jsonl"))
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if f'"{rid}:' in line
+    ]
 
 
 # --- no private key anywhere ---------------------------------------------------------------
