@@ -434,3 +434,33 @@ async def test_commands_from_the_stock_cli(dev_stack: Stack, cli: Cli, tmp_path:
         "acknowledge",
         "withdraw",
     ]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="docket/client.py submit starts with WorkflowIDReusePolicy.REJECT_DUPLICATE, so a "
+    "run that the workflow refused at admission (nothing written) still holds the request id "
+    "for good: `starter.py submit` of the right order then exits 4 with 'already holds a "
+    "different request (fingerprint None vs ...) ... withdraw the existing request', which "
+    "cannot be done. One bad start from any client (a first try with the stock CLI, or anyone "
+    "who knows the authority and reference) blocks the request",
+)
+async def test_a_refused_start_does_not_block_the_request(
+    dev_stack: Stack, cli: Cli, tmp_path: Path
+) -> None:
+    reference = f"CLI-{uuid.uuid4().hex[:6].upper()}"
+    order_file = tmp_path / "order.json"
+    order_file.write_text(json.dumps(order_dict(dev_stack, reference), ensure_ascii=False))
+    rid = workflow_id_for("mst", reference)
+    # A first try as in issue 11: the order file itself as the input, under the request's id.
+    started = await cli.start(rid, "--input-file", str(order_file))
+    assert started.code == 0, started.text
+    described = await cli.closed(rid)
+    assert described["workflowExecutionInfo"]["status"] == "WORKFLOW_EXECUTION_STATUS_FAILED"
+    # Then the right way.
+    submitted = await cli.starter("submit", str(order_file), "--as", "nguyen.van.an")
+    assert submitted.code == 0, submitted.text
+    assert f"{rid}: submitted" in submitted.out, submitted.out
+    await wait_for(dev_stack.client, rid, state="pending_approval")
+    withdrawal = await cli.sign("withdraw", rid, "--as", "nguyen.van.an", "--reason", "Test done")
+    assert (await cli.update(rid, "withdraw", "--input", withdrawal)).code == 0
