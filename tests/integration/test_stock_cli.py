@@ -40,6 +40,7 @@ from docket_harness import (
 )
 from temporalio.api.enums.v1 import EventType
 
+from docket import client as docket
 from docket import temporal_names as names
 from docket.devserver import find_binary
 from docket.validation import InvalidRequest, validate_order, workflow_id_for
@@ -464,3 +465,93 @@ async def test_a_refused_start_does_not_block_the_request(
     await wait_for(dev_stack.client, rid, state="pending_approval")
     withdrawal = await cli.sign("withdraw", rid, "--as", "nguyen.van.an", "--reason", "Test done")
     assert (await cli.update(rid, "withdraw", "--input", withdrawal)).code == 0
+
+
+async def test_other_side_doors_change_nothing(dev_stack: Stack, cli: Cli, tmp_path: Path) -> None:
+    """An unknown Update name and a signal carrying a signed approval (the workflow has no
+    signal handlers) change nothing; the signed approval still works once, as an Update."""
+    rid = await cli_request(dev_stack, cli, tmp_path)
+    before = await trace(dev_stack.client, dev_stack.audit_dir, rid)
+    unknown = await cli.update(rid, "become_admin", "--input", "{}")
+    assert unknown.code != 0 and "become_admin" in unknown.err, unknown.text
+    approval = await cli.sign("approve", rid, "--as", "tran.thi.binh", "--reason", "Checked it")
+    signalled = await cli.temporal(
+        "workflow", "signal", "--workflow-id", rid, "--name", "approve", "--input", approval
+    )
+    assert signalled.code == 0, signalled.text  # Temporal takes any signal ...
+    await wait_for_history(dev_stack, rid, EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED)
+    after = await trace(dev_stack.client, dev_stack.audit_dir, rid)
+    # ... and the workflow does nothing with it.
+    assert (after.state, after.audit_count, after.head, after.logged, after.update_ids) == (
+        before.state,
+        before.audit_count,
+        before.head,
+        before.logged,
+        before.update_ids,
+    )
+    approved = await cli.update(rid, "approve", "--input", approval)
+    assert approved.code == 0, approved.text
+    withdrawal = await cli.sign("withdraw", rid, "--as", "nguyen.van.an", "--reason", "Test done")
+    assert (await cli.update(rid, "withdraw", "--input", withdrawal)).code == 0
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="workflows/authority_request.py run: a cancellation request from any client "
+    "(`temporal workflow cancel`, no signature, no identity) ends the run as CANCELED: the "
+    "request closes with no audit entry (the log's chain stays at 'submit', pending_approval) "
+    "and `starter.py status` still reports pending_approval",
+)
+async def test_a_cancel_from_any_client_never_closes_a_request_off_the_record(
+    dev_stack: Stack, cli: Cli, tmp_path: Path
+) -> None:
+    rid = await cli_request(dev_stack, cli, tmp_path)
+    cancelled = await cli.temporal("workflow", "cancel", "--workflow-id", rid)
+    assert cancelled.code == 0, cancelled.text
+    # Wait until the workflow has handled the request (a task completed after it).
+    await wait_for_history(
+        dev_stack,
+        rid,
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED,
+        EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
+    )
+    entries = audit_entries(dev_stack.audit_dir, rid)
+    status = (await cli.describe(rid))["workflowExecutionInfo"]["status"]
+    if status == "WORKFLOW_EXECUTION_STATUS_RUNNING":
+        assert (await docket.status(dev_stack.client, rid))["state"] == "pending_approval"
+    else:  # closed: on the record, as every other close
+        assert entries[-1]["docket"]["to_state"] == "closed", [
+            e["event"]["action"] for e in entries
+        ]
+
+
+async def cli_request(stack: Stack, cli: Cli, tmp_path: Path) -> str:
+    """A request signed with `starter.py sign submit` and started by the stock CLI, waiting
+    in pending_approval."""
+    reference = f"CLI-{uuid.uuid4().hex[:6].upper()}"
+    order_file = tmp_path / f"{reference}.json"
+    order_file.write_text(json.dumps(order_dict(stack, reference), ensure_ascii=False))
+    rid = workflow_id_for("mst", reference)
+    submission = await cli.sign("submit", str(order_file), "--as", "nguyen.van.an")
+    started = await cli.start(rid, "--input", submission)
+    assert started.code == 0, started.text
+    await wait_for(stack.client, rid, state="pending_approval")
+    return rid
+
+
+async def wait_for_history(
+    stack: Stack, rid: str, *kinds: EventType.ValueType, timeout: float = 20.0
+) -> None:
+    """Until the history holds events of `kinds` in this order (others may come between)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        history = await stack.client.get_workflow_handle(rid).fetch_history()
+        wanted = list(kinds)
+        for event in history.events:
+            if wanted and event.event_type == wanted[0]:
+                wanted.pop(0)
+        if not wanted:
+            return
+        assert loop.time() < deadline, f"{rid}: no {kinds} in the history after {timeout}s"
+        await asyncio.sleep(0.2)
