@@ -689,6 +689,10 @@ async def test_a_revoked_key_even_while_the_request_runs(guarded: Guarded) -> No
 
     g.revoke(laptop.key_fingerprint, "laptop stolen")
     g.revoke(maker_laptop.key_fingerprint, "laptop stolen")
+    tiktok = identities().trust.organization("tiktok")
+    assert tiktok is not None
+    [platform_ca] = tiktok.ca_fingerprints
+    g.revoke(platform_ca, "CA key leaked")
     await asyncio.sleep(TRUST_MAX_AGE.total_seconds() + 0.3)  # the bound the worker promises
 
     # Running requests learn of it when they decide the next command (their roots are stale:
@@ -702,6 +706,15 @@ async def test_a_revoked_key_even_while_the_request_runs(guarded: Guarded) -> No
         code="key_revoked",
         says=revoked,
         by="handler",
+    )
+    # A revoked CA key: every credential it issued (here the platform liaison's) is refused.
+    await refused(
+        g,
+        running,
+        "acknowledge",
+        sign_raw("liaison.tiktok", running, "acknowledge", {"reason": "Received by e-mail"}),
+        code="key_revoked",
+        says=[f"the CA key {platform_ca} was revoked", "CA key leaked", "new CA key"],
     )
     await refused(
         g,
