@@ -34,6 +34,7 @@ from docket_harness import (
     Stack,
     Trace,
     audit_entries,
+    decoded_text,
     identities,
     make_order,
     sign_raw,
@@ -447,6 +448,9 @@ async def test_commands_from_the_stock_cli(dev_stack: Stack, cli: Cli, tmp_path:
     described = await cli.closed(rid)
     assert described["workflowExecutionInfo"]["status"] == "WORKFLOW_EXECUTION_STATUS_COMPLETED"
     assert await task_failures(dev_stack, rid) == []
+    history = await dev_stack.client.get_workflow_handle(rid).fetch_history()
+    inputs = decoded_text(history.to_json())
+    assert "SSH SIGNATURE" in inputs and "PRIVATE KEY" not in inputs
     assert [e["event"]["action"] for e in audit_entries(dev_stack.audit_dir, rid)] == [
         "submit",
         "approve",
