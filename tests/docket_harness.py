@@ -34,6 +34,7 @@ from docket import client as docket
 from docket import worker_setup as docket_worker
 from docket.case import RequestResult
 from docket.devserver import DEMO_DYNAMIC_CONFIG, find_binary
+from docket.keys import generate_key, issue_certificate, private_key_text, public_key_line_of
 from docket.lifecycle import Role
 from docket.models import (
     Actor,
@@ -51,7 +52,7 @@ from docket.models import (
 )
 from docket.provision import Identities, provision
 from docket.reference import ActorEntry, ReferenceData, SlaPolicy, default_reference
-from docket.signer import Signer, sign_command
+from docket.signer import KeySigner, Signer, load_certificate, load_private_key, sign_command
 from docket.temporal_names import SEARCH_ATTRIBUTES
 from docket.validation import validate_order
 from platform_sim.scenarios import PlatformScenario
@@ -704,3 +705,116 @@ async def workflow_task_failures(client: Client, ids: Iterable[str] | None = Non
             message = attrs.failure.message.splitlines()[0] if attrs.failure.message else ""
             found.append(f"{workflow_id} (event {event.event_id}): {attrs.cause}: {message}")
     return found
+
+
+# --- attacks: credentials an attacker (or a careless administrator) makes, and "no trace" ----
+
+
+@dataclass(frozen=True)
+class Minted:
+    """A key made in a test and the credential issued for it; `private_text` is the private
+    key file's text (tests search histories and logs for it: it must never get there)."""
+
+    signer: KeySigner
+    private_text: bytes
+
+
+def mint_credential(
+    actor_id: str,
+    roles: Sequence[Role],
+    *,
+    organization: str | None = None,
+    ca_key: Any = None,
+    valid_after: datetime | None = None,
+    valid_before: datetime | None = None,
+    serial: int = 9000,
+) -> Minted:
+    """A new key for `actor_id` and a credential for it, issued by `organization`'s CA of the
+    session's roster (whatever roles it is asked for: the trust roots decide what counts) or
+    by `ca_key` (a CA no trust file knows). Valid from 5 minutes ago for a day by default."""
+    if ca_key is None:
+        if organization is None:
+            raise ValueError("give the issuing organization or a CA key")
+        ca_path = identities().directory / "ca" / organization
+        ca_key = load_private_key(ca_path.read_bytes(), str(ca_path), passphrase=None)
+    now = datetime.now(UTC)
+    key = generate_key()
+    line = issue_certificate(
+        ca_key,
+        public_key_line_of(key),
+        actor_id,
+        roles,
+        valid_after or now - timedelta(minutes=5),
+        valid_before or now + timedelta(days=1),
+        serial,
+    )
+    return Minted(KeySigner(key, load_certificate(line)), private_key_text(key, None))
+
+
+def signed_as_is(signer: Signer, statement: str) -> dict[str, Any]:
+    """`statement` exactly as given (any actor, any form), signed by `signer`: an Update's
+    JSON argument that no client check has seen."""
+    return {"statement": statement, "signature": signer.sign(statement.encode("utf-8"))}
+
+
+def history_update_ids(events: Iterable[Any]) -> set[str]:
+    """The update ids named by any Update event of a history (admitted, accepted, rejected,
+    completed)."""
+    from temporalio.api.enums.v1 import EventType
+
+    kinds = {
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ADMITTED: (
+            "workflow_execution_update_admitted_event_attributes"
+        ),
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED: (
+            "workflow_execution_update_accepted_event_attributes"
+        ),
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_REJECTED: (
+            "workflow_execution_update_rejected_event_attributes"
+        ),
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED: (
+            "workflow_execution_update_completed_event_attributes"
+        ),
+    }
+    ids: set[str] = set()
+    for event in events:
+        attribute = kinds.get(event.event_type)
+        if attribute is None:
+            continue
+        attrs = getattr(event, attribute)
+        if attribute.endswith("admitted_event_attributes"):
+            ids.add(attrs.request.meta.update_id)
+        elif attribute.endswith("accepted_event_attributes"):
+            ids.add(attrs.accepted_request.meta.update_id)
+            ids.add(attrs.protocol_instance_id)
+        elif attribute.endswith("rejected_event_attributes"):
+            ids.add(attrs.rejected_request.meta.update_id)
+        else:
+            ids.add(attrs.meta.update_id)
+    return ids
+
+
+@dataclass(frozen=True)
+class Trace:
+    """What a command can leave behind on a request: history events, Update ids, the state,
+    the audit head (as the workflow holds it) and the entries in the log files."""
+
+    events: int
+    update_ids: frozenset[str]
+    state: str
+    audit_count: int
+    head: str
+    logged: int
+
+
+async def trace(client: Client, audit_dir: Path, request_id: str) -> Trace:
+    history = await client.get_workflow_handle(request_id).fetch_history()
+    status = await docket.status(client, request_id)
+    return Trace(
+        events=len(history.events),
+        update_ids=frozenset(history_update_ids(history.events)),
+        state=status["state"],
+        audit_count=status["audit"]["count"],
+        head=status["audit"]["head_hash"],
+        logged=len(audit_entries(audit_dir, request_id)),
+    )
