@@ -144,7 +144,14 @@ class RequestResult(Model):
 class CommandRejected(Exception):
     """A command refused before anything happened; the message says why and what is allowed."""
 
-    def __init__(self, message: str, state: State, roles: Sequence[Role] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        state: State,
+        roles: Sequence[Role] | None = None,
+        *,
+        code: str | None = None,
+    ) -> None:
         allowed = allowed_triggers(state, roles) if roles is not None else ()
         allowed_all = allowed_triggers(state)
         hint = f"state is {state.value!r}; allowed now: {', '.join(allowed_all) or 'nothing'}"
@@ -153,6 +160,7 @@ class CommandRejected(Exception):
         super().__init__(f"{message} ({hint})")
         self.state = state
         self.reason = message
+        self.code = code  # for scripts: a refusal they may want to tell apart (`replayed`)
 
 
 @dataclass(frozen=True)
@@ -512,6 +520,7 @@ class Case:
                 f"this signed {trigger} (nonce {signature.nonce}) was already used on this "
                 "request: a signed command counts once; sign a new one",
                 state,
+                code="replayed",
             )
         if state not in sources_for(trigger):
             raise CommandRejected(f"{trigger!r} is not allowed in state {state.value!r}", state)

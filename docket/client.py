@@ -246,7 +246,9 @@ async def submit(
                 signed.model_dump(),
                 id=request_id,
                 task_queue=task_queue or settings.task_queue(),
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                # a run the workflow refused at its start wrote nothing: the id may be filed
+                # again, correctly (the workflow itself refuses an id already filed)
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 memo={
                     "fingerprint": order_fingerprint,

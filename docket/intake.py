@@ -26,9 +26,15 @@ from docket.case import RequestInput, Signature
 from docket.credentials import Credential, IdentityError, TrustRoots
 from docket.lifecycle import Role
 from docket.models import Actor, Command, Order, parse_command
-from docket.reference import ReferenceData, format_loc
+from docket.reference import ReferenceData
 from docket.statement import SignedCommand, Statement, verify_command
-from docket.validation import Issue, fingerprint, reference_issues, workflow_id_for
+from docket.validation import (
+    Issue,
+    fingerprint,
+    pydantic_issues,
+    reference_issues,
+    workflow_id_for,
+)
 
 
 class TrustSnapshot(BaseModel):
@@ -46,12 +52,14 @@ class TrustSnapshot(BaseModel):
 
 
 class Deployment(BaseModel):
-    """What a new request is checked against: the operator's reference data and trust roots."""
+    """What a new request is checked against: the operator's reference data and trust roots,
+    and the earlier runs of its request id that were admitted (a request is filed once)."""
 
     model_config = ConfigDict(frozen=True)
 
     reference: ReferenceData
     trust: TrustSnapshot
+    admitted_runs: tuple[str, ...] = ()
 
 
 class CommandRefusal(Exception):
@@ -73,12 +81,12 @@ class StartRefused(Exception):
 
 
 def validation_issues(exc: ValidationError, prefix: str = "") -> list[Issue]:
-    """A pydantic error as issues with field paths (under `prefix`)."""
+    """A pydantic error as issues with field paths (under `prefix`), the same issues
+    `starter.py validate` reports for the same data (docket.validation.pydantic_issues)."""
     issues = []
-    for err in exc.errors():
-        loc = format_loc(tuple(err["loc"]))
-        path = prefix if loc == "(top level)" and prefix else f"{prefix}{loc}"
-        issues.append(Issue(path or "(top level)", err["msg"].removeprefix("Value error, ")))
+    for issue in pydantic_issues(exc):
+        path = prefix.rstrip(".") if issue.path == "(top level)" and prefix else prefix + issue.path
+        issues.append(Issue(path or "(top level)", issue.message))
     return issues
 
 
@@ -92,12 +100,14 @@ def parse_order(raw: Any, prefix: str = "order.") -> Order:
         raise StartRefused(validation_issues(exc, prefix)) from None
 
 
-def parse_signed(raw: Any, where: str = "(input)") -> SignedCommand:
-    """The wire form `{statement, signature}`, or CommandRefusal saying what is missing."""
+def parse_signed(raw: Any, where: str = "") -> SignedCommand:
+    """The wire form `{statement, signature}`, or CommandRefusal saying what is missing
+    (`where`: what the message is about, e.g. "approve command")."""
+    lead = f"{where}: " if where else ""
     if isinstance(raw, Mapping) and "statement" not in raw and "actor" in raw:
         raise CommandRefusal(
             "unsigned",
-            f"{where}: unsigned: who acts is proven by a signature, not claimed in the payload "
+            f"{lead}unsigned: who acts is proven by a signature, not claimed in the payload "
             "(the `actor` field is not accepted); send {statement, signature} as made by "
             "`starter.py sign ...` or docket.client (docs/scripting.md)",
         )
@@ -107,7 +117,7 @@ def parse_signed(raw: Any, where: str = "(input)") -> SignedCommand:
         problems = "; ".join(str(issue) for issue in validation_issues(exc))
         raise CommandRefusal(
             "unsigned",
-            f"{where}: expected a signed command {{statement, signature}}: {problems}",
+            f"{lead}expected a signed command {{statement, signature}}: {problems}",
         ) from None
 
 
@@ -181,6 +191,17 @@ def admit_submission(
 ) -> tuple[RequestInput, Signature]:
     """A signed submission as the request a run needs, with the maker's proof. Raises
     StartRefused naming every problem (signature, order fields, references)."""
+    if deployment.admitted_runs:
+        raise StartRefused(
+            [
+                Issue(
+                    "(workflow id)",
+                    f"{workflow_id} was already filed (run {', '.join(deployment.admitted_runs)}): "
+                    "a request is filed once, and its signed submission cannot start it again; "
+                    "file a new request under a new reference",
+                )
+            ]
+        )
     try:
         statement, credential = verify_command(
             signed, deployment.trust.trust, now, request_id=workflow_id, trigger="submit"

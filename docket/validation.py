@@ -48,7 +48,10 @@ _FIELD_MESSAGE = re.compile(r"^([\w\[\].]+): (.+)$", re.S)
 _PROBLEM_SEPARATOR = re.compile(r"; (?=[\w\[\].]+: )")
 
 
-def _pydantic_issues(exc: ValidationError) -> list[Issue]:
+def pydantic_issues(exc: ValidationError) -> list[Issue]:
+    """A pydantic error as issues with field paths, as users read them: a list that only
+    looks short because its entries failed is not reported again, an unknown field says
+    so, and cross-field checks name their own fields."""
     issues = []
     errors = exc.errors()
     for err in errors:
@@ -86,7 +89,7 @@ def validate_order(
     try:
         order = Order.model_validate(raw)
     except ValidationError as exc:
-        issues = _pydantic_issues(exc)
+        issues = pydantic_issues(exc)
         issues.extend(_reference_issues_raw(raw, reference))
         raise InvalidRequest(_dedupe(issues), source) from None
     issues = reference_issues(order, reference, now=now)

@@ -210,7 +210,7 @@ def build_worker(
     (docs/performance.md); determinism is then guarded by the replay tests alone. `audit`
     replaces the audit activities (tests inject faults through it)."""
     audit = audit or AuditActivities(writer)
-    deployment = DeploymentActivities(reference, trust, trust_max_age=trust_max_age)
+    deployment = DeploymentActivities(reference, trust, trust_max_age=trust_max_age, client=client)
     return Worker(
         client,
         task_queue=task_queue,

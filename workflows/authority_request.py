@@ -169,6 +169,23 @@ class AuthorityRequest:
 
     @workflow.run
     async def run(self, *start: Any) -> RequestResult:
+        """The request's life, shielded from Temporal's cancellation: any client could ask
+        for it (no signature, no identity), and a cancelled run would end the request with
+        nothing in its audit log. A request closes only through its lifecycle (withdraw,
+        escalate, close...), on the record; a cancellation request is logged and ignored."""
+        life = asyncio.ensure_future(self._live(start))
+        while True:
+            try:
+                return await asyncio.shield(life)
+            except asyncio.CancelledError:
+                if life.done():
+                    raise
+                workflow.logger.warning(
+                    "cancellation requested by a Temporal client: ignored; a request closes "
+                    "only through its lifecycle (withdraw, escalate, close), on the record"
+                )
+
+    async def _live(self, start: Sequence[Any]) -> RequestResult:
         self._local_audit = workflow.patched(LOCAL_AUDIT_PATCH)
         self._legacy = not workflow.patched(TRUST_BOUNDARY_PATCH)
         signature: Signature | None = None
@@ -213,7 +230,7 @@ class AuthorityRequest:
                     [Issue("(start input)", f"expected one JSON object, got {_shape(start)}")]
                 )
             try:
-                signed = parse_signed(start[0], "(start input)")
+                signed = parse_signed(start[0])
             except CommandRefusal as exc:
                 raise StartRefused([Issue("(start input)", str(exc))]) from None
             deployment: Deployment = await workflow.execute_activity_method(
@@ -981,12 +998,13 @@ def _refused(exc: CommandRefusal, case: Case) -> ApplicationError:
 
 
 def _rejection(exc: CommandRejected) -> ApplicationError:
-    return ApplicationError(
-        str(exc),
-        {"state": exc.state.value, "allowed": list(allowed_triggers(exc.state))},
-        type="CommandRejected",
-        non_retryable=True,
-    )
+    details: dict[str, Any] = {
+        "state": exc.state.value,
+        "allowed": list(allowed_triggers(exc.state)),
+    }
+    if exc.code is not None:
+        details["code"] = exc.code
+    return ApplicationError(str(exc), details, type="CommandRejected", non_retryable=True)
 
 
 def _cause(exc: BaseException) -> str:

@@ -616,14 +616,6 @@ async def test_a_signed_command_replayed(guarded: Guarded) -> None:
     assert receipt.state == "delivering"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="workflows/authority_request.py _rejection: a replayed signed command (nonce seen "
-    "before, docket/case.py plan_command) is refused as CommandRejected with details "
-    "{state, allowed} and no `code`, unlike every other refusal of a signed command "
-    "(docket.client.CommandRefused.code is None); a script must parse the message to tell a "
-    "replay from a lifecycle refusal",
-)
 async def test_a_replayed_command_is_refused_with_a_code(guarded: Guarded) -> None:
     g = guarded
     rid = await parked(g, "REPLAYCODE")
@@ -833,16 +825,6 @@ async def test_a_stale_or_future_dated_command(guarded: Guarded) -> None:
     assert receipt.state == "delivering"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="A closed request's id can be started again by any client (Temporal's default id "
-    "reuse policy; only docket.client asks for REJECT_DUPLICATE), and the new run admits the "
-    "captured signed submission again: its nonce is remembered per run (docket/case.py "
-    "Facts.used_nonces), and the statement binds the workflow id, not the run. The withdrawn "
-    "request reopens in pending_approval, a captured approval then counts again (the order is "
-    "delivered a second time), and the new run writes entries #1.. again under the same event "
-    "ids (a forked chain in the audit log)",
-)
 async def test_a_captured_submission_cannot_reopen_a_closed_request(guarded: Guarded) -> None:
     g = guarded
     order = new_order(g, "AGAIN")
