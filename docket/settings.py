@@ -15,11 +15,15 @@ everything Docket adds is here, with the variable that sets it:
   required: without it no signed command can be checked (docs/identity.md)
 - DOCKET_TRUST_MAX_AGE: seconds a running request may use trust roots it read before reading
   them again, i.e. how soon a revocation reaches running requests (default 300)
+- DOCKET_METRICS_ADDRESS: `IP:PORT` where the worker serves Prometheus metrics at /metrics
+  (e.g. 127.0.0.1:9464); unset: no metrics, nothing listens (docket.metrics)
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -64,6 +68,35 @@ def _positive_int(environ: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
+_ADDRESS = re.compile(r"(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<v4>[0-9.]+)):(?P<port>[0-9]{1,5})")
+
+
+def metrics_address(environ: Mapping[str, str] | None = None) -> str | None:
+    """Where the worker serves Prometheus metrics (`IP:PORT`), or None: no metrics.
+
+    An IP address, not a host name (the SDK's exporter binds a socket address as given)."""
+    environ = os.environ if environ is None else environ
+    raw = environ.get("DOCKET_METRICS_ADDRESS", "").strip()
+    if not raw:
+        return None
+    found = _ADDRESS.fullmatch(raw)
+    try:
+        if found is None:
+            raise ValueError
+        ip = ipaddress.ip_address(found["v6"] or found["v4"])
+        if found["v6"] and ip.version != 6:
+            raise ValueError
+        port = int(found["port"])
+    except ValueError:
+        raise SettingsError(
+            f"DOCKET_METRICS_ADDRESS: {raw[:60]!r} is not IP:PORT (an IP address, not a host "
+            "name, then a port: e.g. 127.0.0.1:9464, 0.0.0.0:9464 or [::1]:9464)"
+        ) from None
+    if not 1 <= port <= 65535:
+        raise SettingsError(f"DOCKET_METRICS_ADDRESS: port {port} is not from 1 to 65535")
+    return f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}"
+
+
 @dataclass(frozen=True)
 class WorkerSettings:
     """What a worker process is configured with (secrets excepted: see `platform_endpoints`)."""
@@ -75,6 +108,7 @@ class WorkerSettings:
     sandboxed: bool = True
     trust_file: Path | None = None
     trust_max_age: timedelta = timedelta(minutes=5)
+    metrics_address: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> WorkerSettings:
@@ -90,4 +124,5 @@ class WorkerSettings:
             if (trust := environ.get("DOCKET_TRUST_FILE", "").strip())
             else None,
             trust_max_age=timedelta(seconds=_positive_int(environ, "DOCKET_TRUST_MAX_AGE", 300)),
+            metrics_address=metrics_address(environ),
         )
