@@ -6,7 +6,8 @@ server and the platform simulator, with a client connected through `metrics_runt
 port: four requests at once (one complies, one platform claims a removal our probes contradict,
 one misses both SLA deadlines of a two-second policy, one is refused a delivery: 401), one
 audit fsync fails (EIO, injected) and one write is retried after it was durable. The endpoint
-must then count exactly what the audit log holds. A workflow whose task fails on purpose shows
+is scraped while they run (its counters only grow) and after: it must then count exactly what
+the audit log holds. A workflow whose task fails on purpose shows
 the SDK's own task failure counter. The worker process itself is started with the setting,
 and refuses an address it cannot serve.
 """
@@ -185,6 +186,7 @@ class Observed:
     queue: str
     text: str  # the last scrape as served
     samples: list[Sample]
+    during: list[float]
     runs: dict[str, Run]
     audit_dir: Path
     fsync_writes: int
@@ -231,9 +233,12 @@ async def observed(
             async with worker, failing:
                 scenarios = {"comply": comply, "liar": liar, "ignored": ignored}
                 scenarios["delivery_failed"] = delivery_failed
-                done = await asyncio.wait_for(
-                    asyncio.gather(*(s(driver) for s in scenarios.values())), 180
-                )
+                lifecycle = asyncio.gather(*(s(driver) for s in scenarios.values()))
+                during: list[float] = []  # transitions counted, scraped while requests run
+                while not lifecycle.done():
+                    await asyncio.wait({lifecycle}, timeout=0.5)
+                    during.append(value(await scrape(address), "docket_transitions_total"))
+                done = await asyncio.wait_for(lifecycle, 180)
                 handle: WorkflowHandle[Any, Any] = await client.start_workflow(
                     "MetricsTaskFailure", id=failing_id, task_queue=f"{queue}-failing"
                 )
@@ -255,7 +260,9 @@ async def observed(
         for _path, _line, entry in iter_entries([audit_dir])
         if str(entry.get("event", {}).get("id", "")).rpartition(":")[0] in rids
     )
-    yield Observed(address, queue, text, parse(text), runs, audit_dir, fsync.writes, entries, lines)
+    yield Observed(
+        address, queue, text, parse(text), during, runs, audit_dir, fsync.writes, entries, lines
+    )
 
 
 @pytest.mark.integration
@@ -272,6 +279,13 @@ async def test_transitions_by_action_count_each_durable_entry_once(observed: Obs
     assert labels["task_queue"] == observed.queue
     assert labels["activity_type"] == "write_audit_entries"
     assert labels["namespace"] == "default"
+
+
+@pytest.mark.integration
+async def test_the_endpoint_serves_while_requests_run(observed: Observed) -> None:
+    final = value(observed.samples, "docket_transitions_total")
+    assert observed.during == sorted(observed.during)  # counters only grow
+    assert any(0 < n < final for n in observed.during), observed.during
 
 
 @pytest.mark.integration
