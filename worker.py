@@ -22,6 +22,7 @@ import sys
 
 import structlog
 from temporalio.client import Client
+from temporalio.runtime import Runtime
 
 from activities.checkpoint import CheckpointActivities, CheckpointSetupError
 from activities.platform import PlatformActivities
@@ -30,6 +31,7 @@ from audit.writer import AuditWriter
 from docket.client import Unavailable, connect
 from docket.credentials import TrustFileError, load_trust
 from docket.logs import configure_logging
+from docket.metrics import metrics_runtime
 from docket.reference import ReferenceError, load_reference
 from docket.settings import SettingsError, WorkerSettings
 from docket.worker_setup import (
@@ -47,12 +49,14 @@ RECONNECT_FIRST = 1.0  # seconds before the second attempt; doubles up to RECONN
 RECONNECT_MAX = 30.0
 
 
-async def _connect_patiently(identity: str, stop: asyncio.Event) -> Client | None:
+async def _connect_patiently(
+    identity: str, stop: asyncio.Event, runtime: Runtime | None = None
+) -> Client | None:
     """Connect, waiting for an unreachable server with backoff (None if asked to stop)."""
     delay = RECONNECT_FIRST
     while True:
         try:
-            return await connect(identity=identity)
+            return await connect(identity=identity, runtime=runtime)
         except Unavailable as exc:
             log.warning("temporal unreachable; retrying", error=str(exc), retry_in_s=delay)
         try:
@@ -77,6 +81,9 @@ async def run_worker() -> int:
         # where probes come from: DOCKET_VANTAGES_FILE / DOCKET_VANTAGE_<CC> (without them,
         # `control` from this worker and no country: those observations are "unverified")
         vantages = VantageDirectory.load()
+        # Metrics: served at once (a taken port stops the start); the client, and so the
+        # worker, use this runtime, so the SDK's metrics and Docket's share the endpoint.
+        runtime = metrics_runtime(settings.metrics_address) if settings.metrics_address else None
     except (SettingsError, ReferenceError, TrustFileError, VantageConfigError) as exc:
         print(f"docket worker: {exc}", file=sys.stderr)
         return 2
@@ -85,7 +92,8 @@ async def run_worker() -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    client = await _connect_patiently(f"docket-worker@{os.uname().nodename}:{os.getpid()}", stop)
+    identity = f"docket-worker@{os.uname().nodename}:{os.getpid()}"
+    client = await _connect_patiently(identity, stop, runtime)
     if client is None:
         return 0
     try:
@@ -129,6 +137,7 @@ async def run_worker() -> int:
         audit_dir=str(settings.audit_dir),
         platforms=sorted(reference.platforms),
         vantages=vantages.describe(),
+        metrics=f"http://{settings.metrics_address}/metrics" if runtime else "off",
     )
     async with contextlib.AsyncExitStack() as running:
         await running.enter_async_context(worker)

@@ -4,11 +4,14 @@ Entries are computed (and hash-chained) in workflow code; this activity only app
 through `audit.writer.AuditWriter` (one segment per worker process, fsync before returning).
 A retry may write an entry twice: readers drop identical duplicates. A failed write raises,
 so the workflow does not advance; the failure shows in the UI as a failing activity.
+Each write is measured (docket.metrics.AuditMetrics): its latency, its failures, and what the
+entries it made durable record (transitions by action, SLA breaches, disagreements).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -16,13 +19,15 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from audit.writer import AuditWriteError, AuditWriter
+from docket.metrics import AuditMetrics
 
 HEARTBEAT_EVERY = 1.0  # seconds; the workflow's heartbeat timeout is a few times this
 
 
 class AuditActivities:
-    def __init__(self, writer: AuditWriter) -> None:
+    def __init__(self, writer: AuditWriter, metrics: AuditMetrics | None = None) -> None:
         self.writer = writer
+        self.metrics = metrics or AuditMetrics()
 
     def activities(self) -> list[Callable[..., Any]]:
         """Every audit activity, for `Worker(activities=...)`."""
@@ -45,6 +50,7 @@ class AuditActivities:
         activity's input is not kept in history, its result is, so `audit reconcile` reads a
         local write's entries from here."""
         attempt = activity.info().attempt
+        started = time.perf_counter()
         write = asyncio.ensure_future(asyncio.to_thread(self.writer.append, entries, attempt))
         # Heartbeat while a slow disk keeps us: a worker that dies mid-write is then noticed
         # within the heartbeat timeout (seconds) instead of the start-to-close timeout.
@@ -55,6 +61,7 @@ class AuditActivities:
         try:
             write.result()
         except AuditWriteError as exc:
+            self.metrics.failed(activity.metric_meter(), "AuditWriteError")
             # Retryable: the writer abandons the failed segment and the next attempt opens a
             # fresh one. Never silent: every attempt's failure is on the activity in the UI.
             raise ApplicationError(
@@ -62,9 +69,14 @@ class AuditActivities:
                 type="AuditWriteError",
             ) from exc
         except ValueError as exc:  # a malformed entry is a bug: retrying cannot help
+            self.metrics.failed(activity.metric_meter(), "MalformedAuditEntry")
             raise ApplicationError(
                 f"malformed audit entry: {exc}", type="MalformedAuditEntry", non_retryable=True
             ) from exc
+        except Exception as exc:
+            self.metrics.failed(activity.metric_meter(), type(exc).__name__)
+            raise
+        self.metrics.written(activity.metric_meter(), entries, time.perf_counter() - started)
         return [
             {"id": e["event"]["id"], "sequence": e["event"]["sequence"], "hash": e["hash"]}
             for e in entries

@@ -34,6 +34,9 @@ platform without an API     NoApiChannel               no
 no signing secret           MissingCredentials         no
 ==========================  =========================  ============================================
 
+Every failed attempt of an API activity (deliver_order, poll_platform, send_notice) is
+counted in ``docket_platform_call_errors`` by platform, HTTP status and kind (docket.metrics).
+
 A poll answer with some malformed items is not an error: ``poll_platform`` returns the valid
 items and lists the others in ``PollResult.malformed_items`` (index, item id, field path,
 message). Only a malformed envelope (not JSON, unknown status, a ticket that is not the one
@@ -62,6 +65,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.vantages import Vantage, VantageDirectory
+from docket.metrics import counts_platform_errors
 from docket.models import ItemEffect, Text
 from docket.platform_protocol import (
     IDEMPOTENCY_HEADER,
@@ -519,6 +523,7 @@ class PlatformActivities:
     # -- activities ----------------------------------------------------------------------
 
     @activity.defn(name="deliver_order")
+    @counts_platform_errors
     async def deliver_order(self, platform: str, order: OrderPayload) -> DeliveryReceipt:
         """Deliver an order: ``POST /v1/requests`` with ``Idempotency-Key = order.request_id``.
 
@@ -545,6 +550,7 @@ class PlatformActivities:
         )
 
     @activity.defn(name="poll_platform")
+    @counts_platform_errors
     async def poll_platform(self, platform: str, ticket: str) -> PollResult:
         """Read the platform's view of a ticket: ``GET /v1/requests/{ticket}``.
 
@@ -636,6 +642,7 @@ class PlatformActivities:
         )
 
     @activity.defn(name="send_notice")
+    @counts_platform_errors
     async def send_notice(self, platform: str, ticket: str, notice: Notice) -> NoticeResult:
         """Send a notice (second notice, re-notify, withdrawal, reinstatement, info provided).
 

@@ -42,6 +42,7 @@ from temporalio.common import (
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfig
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.runtime import Runtime
 from temporalio.service import RetryConfig, RPCError, RPCStatusCode
 
 from docket import settings
@@ -117,14 +118,17 @@ RPC_RETRY = RetryConfig(
 )
 
 
-async def connect(identity: str | None = None) -> Client:
-    """A client from envconfig with Docket's data converter; `identity` names the official."""
+async def connect(identity: str | None = None, *, runtime: Runtime | None = None) -> Client:
+    """A client from envconfig with Docket's data converter; `identity` names the official.
+    `runtime`: the worker's, when it serves metrics (docket.metrics.metrics_runtime)."""
     options: dict[str, Any] = dict(ClientConfig.load_client_connect_config())
     options.setdefault("target_host", "localhost:7233")
     options["data_converter"] = pydantic_data_converter
     options.setdefault("retry_config", RPC_RETRY)
     if identity:
         options["identity"] = identity
+    if runtime is not None:
+        options["runtime"] = runtime
     try:
         return await Client.connect(**options)
     except RuntimeError as exc:

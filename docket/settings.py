@@ -20,11 +20,15 @@ everything Docket adds is here, with the variable that sets it:
   docs/checkpoints.md)
 - DOCKET_CHECKPOINT_INTERVAL: seconds between scheduled checkpoints (default 600)
 - DOCKET_CHECKPOINT_TASK_QUEUE: the checkpointer's task queue (default `audit-checkpoints`)
+- DOCKET_METRICS_ADDRESS: `IP:PORT` where the worker serves Prometheus metrics at /metrics
+  (e.g. 127.0.0.1:9464); unset: no metrics, nothing listens (docket.metrics)
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -69,6 +73,35 @@ def _positive_int(environ: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
+_ADDRESS = re.compile(r"(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<v4>[0-9.]+)):(?P<port>[0-9]{1,5})")
+
+
+def metrics_address(environ: Mapping[str, str] | None = None) -> str | None:
+    """Where the worker serves Prometheus metrics (`IP:PORT`), or None: no metrics.
+
+    An IP address, not a host name (the SDK's exporter binds a socket address as given)."""
+    environ = os.environ if environ is None else environ
+    raw = environ.get("DOCKET_METRICS_ADDRESS", "").strip()
+    if not raw:
+        return None
+    found = _ADDRESS.fullmatch(raw)
+    try:
+        if found is None:
+            raise ValueError
+        ip = ipaddress.ip_address(found["v6"] or found["v4"])
+        if found["v6"] and ip.version != 6:
+            raise ValueError
+        port = int(found["port"])
+    except ValueError:
+        raise SettingsError(
+            f"DOCKET_METRICS_ADDRESS: {raw[:60]!r} is not IP:PORT (an IP address, not a host "
+            "name, then a port: e.g. 127.0.0.1:9464, 0.0.0.0:9464 or [::1]:9464)"
+        ) from None
+    if not 1 <= port <= 65535:
+        raise SettingsError(f"DOCKET_METRICS_ADDRESS: port {port} is not from 1 to 65535")
+    return f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}"
+
+
 @dataclass(frozen=True)
 class WorkerSettings:
     """What a worker process is configured with (secrets excepted: see `platform_endpoints`)."""
@@ -83,6 +116,7 @@ class WorkerSettings:
     checkpoints: bool = False  # DOCKET_LOG_KEY is set: this worker makes checkpoints
     checkpoint_interval: timedelta = timedelta(minutes=10)
     checkpoint_task_queue: str = names.CHECKPOINT_TASK_QUEUE
+    metrics_address: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> WorkerSettings:
@@ -104,4 +138,5 @@ class WorkerSettings:
             ),
             checkpoint_task_queue=environ.get("DOCKET_CHECKPOINT_TASK_QUEUE", "").strip()
             or names.CHECKPOINT_TASK_QUEUE,
+            metrics_address=metrics_address(environ),
         )
