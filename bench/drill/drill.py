@@ -206,6 +206,9 @@ def worker_env(
 ) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "DOCKET_"))}
     env.update(
+        # the simulator stands in for real vantage points (its X-Docket-Vantage header)
+        DOCKET_VANTAGE_VN="simulated",
+        DOCKET_VANTAGE_CONTROL="simulated",
         DOCKET_REFERENCE_DIR=str(reference_dir),
         TEMPORAL_ADDRESS=address,
         TEMPORAL_NAMESPACE="default",

@@ -67,6 +67,9 @@ class Stack:
         env.update(
             DOCKET_REFERENCE_DIR=str(reference_dir),
             DOCKET_TRUST_FILE=str(identities().trust_file),
+            # the simulator stands in for real vantage points (its X-Docket-Vantage header)
+            DOCKET_VANTAGE_VN="simulated",
+            DOCKET_VANTAGE_CONTROL="simulated",
             TEMPORAL_ADDRESS=self.address,
             TEMPORAL_NAMESPACE="default",
             DOCKET_AUDIT_DIR=str(audit_dir),

@@ -254,7 +254,7 @@ async def test_malformed_answers_are_retried_without_a_second_order(
             await approve(rel_client, rid)
             status = await wait_state(rel_client, rid, *DELIVERED)
     attempt, failure = await delivery_attempt(rel_client, rid)
-    assert attempt == 4 and "does not match TicketResponse" in failure
+    assert attempt == 4 and "breaks the contract's TicketResponse" in failure
     assert status["ticket"] is not None
     stats = counters(sim)
     assert stats["deliveries"][rid] == 1
