@@ -37,7 +37,9 @@ class AuthorityRequestRegularAudit(AuthorityRequest):
     async def run(self, request: RequestInput) -> RequestResult:
         return await super().run(request)
 
-    def _clock(self, cause_at: datetime | None) -> tuple[datetime, bool]:
+    def _clock(
+        self, cause_at: datetime | None, *, received_at: datetime | None = None
+    ) -> tuple[datetime, bool]:
         return workflow.now(), False
 
 

@@ -107,6 +107,13 @@ TRUST_BOUNDARY_PATCH = "trust-boundary"
 # Running workflows started before this change write each transition a poll reports on its
 # own; from this change on, the transitions of one poll are written together.
 ONE_WRITE_PER_POLL_PATCH = "audit-one-write-per-poll"
+# From this change on, no time that goes into an entry (or a deadline) is read from the clock of
+# a workflow activation that delivers a local activity's result: replay does not reproduce it
+# (see `_clock`). Running workflows started before keep the earlier times, which they wrote.
+CLOCK_FROM_HISTORY_PATCH = "audit-clock-from-history"
+# A deadline already due when the main loop waits still goes through a timer (this short), so it
+# fires in an activation whose time history holds, never in the local write's activation.
+DUE_DEADLINE_WAIT = timedelta(milliseconds=1)
 
 POLL_BACKOFF_DOUBLINGS = 6
 POLL_BACKOFF_CAP = timedelta(hours=1)
@@ -144,6 +151,7 @@ class AuthorityRequest:
         self._outbox: list[Notice] = []
         self._decided_at: datetime | None = None
         self._local_audit = False  # set by the patch check at the start of `run`
+        self._clock_from_history = False  # likewise
         self._published: dict[str, Any] = {}  # search attribute values last upserted
         # What can wake the main loop while it waits: "commands" (only a command can),
         # "anything" (an activity result or a timer too); None while it handles what it got.
@@ -187,6 +195,7 @@ class AuthorityRequest:
 
     async def _live(self, start: Sequence[Any]) -> RequestResult:
         self._local_audit = workflow.patched(LOCAL_AUDIT_PATCH)
+        self._clock_from_history = self._local_audit and workflow.patched(CLOCK_FROM_HISTORY_PATCH)
         self._legacy = not workflow.patched(TRUST_BOUNDARY_PATCH)
         signature: Signature | None = None
         if self._legacy:
@@ -283,7 +292,9 @@ class AuthorityRequest:
         finally:
             self._main_loop_wakes_for = None
 
-    def _clock(self, cause_at: datetime | None) -> tuple[datetime, bool]:
+    def _clock(
+        self, cause_at: datetime | None, *, received_at: datetime | None = None
+    ) -> tuple[datetime, bool]:
         """The time to stamp a transition with, and whether a local activity may write it.
 
         A local activity writes before its workflow task completes; if the worker dies then,
@@ -292,13 +303,31 @@ class AuthorityRequest:
         at which the main loop asked for the answer that causes it, in a task that has
         completed, or the deadline that fired), never from this task's `workflow.now()`,
         which differs between attempts. One clock (the workflow's) for every entry, never
-        earlier than the previous entry, so a chain's timestamps do not go backwards."""
-        if not self._local_audit or cause_at is None:
+        earlier than the previous entry, so a chain's timestamps do not go backwards.
+
+        Nor is the clock read right after awaiting a local activity (`_clock_from_history`):
+        live, the SDK may hand its result over in a *later* workflow task (when a query was
+        answered, or the task heartbeated, while it ran) and `workflow.now()` is that task's
+        start; replay hands it over where its marker is, at the marker's completion time. So
+        a command is stamped when its Update arrived (`received_at`, before the ordering
+        barrier), not when its handler plans."""
+        if self._local_audit and cause_at is not None:
+            at, local = cause_at, True
+        elif self._clock_from_history and received_at is not None:
+            at, local = received_at, False
+        else:
             return workflow.now(), False
         if self.case.timeline:
             last = datetime.fromisoformat(self.case.timeline[-1]["@timestamp"])
-            cause_at = max(cause_at, last)
-        return cause_at, True
+            at = max(at, last)
+        return at, local
+
+    def _entered_at(self) -> datetime | None:
+        """When the case entered its current state, as its last entry says (history fixes
+        it); None before `CLOCK_FROM_HISTORY_PATCH` (callers then read `workflow.now()`)."""
+        if not self._clock_from_history or not self.case.timeline:
+            return None
+        return datetime.fromisoformat(self.case.timeline[-1]["@timestamp"])
 
     async def _step(self) -> None:
         if self._outbox:
@@ -309,7 +338,7 @@ class AuthorityRequest:
             await self._deliver()
             return
         if state is State.VERIFYING:
-            await self._verify("verified", self.case.claimed_items())
+            await self._verify("verified", self.case.claimed_items(), asked_at=self._entered_at())
             return
         if state is State.REINSTATING:
             await self._check_reinstatement()
@@ -326,7 +355,8 @@ class AuthorityRequest:
         timeout: timedelta | None = None
         label = ""
         if deadline is not None:
-            timeout, label = max(deadline.at - now, timedelta(0)), deadline.label
+            due = DUE_DEADLINE_WAIT if self._clock_from_history else timedelta(0)
+            timeout, label = max(deadline.at - now, due), deadline.label
         if polling and (timeout is None or poll_every < timeout):
             timeout, label = poll_every, f"poll {self.request.platform.id}"
         try:
@@ -430,21 +460,27 @@ class AuthorityRequest:
         """Queue the side effects a committed transition asks for (after its entry)."""
         self._outbox += notices_for(planned, self.case.request_id, ticket=self.case.facts.ticket)
         if planned.spec is not None and planned.spec.trigger == "verified":
-            self._decided_at = workflow.now()
+            # re-checks and the appeal window count from the decision's entry
+            self._decided_at = (
+                datetime.fromisoformat(planned.entry["@timestamp"])
+                if self._clock_from_history
+                else workflow.now()
+            )
 
     async def _apply(
         self,
         command: Command,
         *,
         at: datetime | None = None,
+        received_at: datetime | None = None,
         signature: Signature | None = None,
         provenance: dict[str, Any] | None = None,
     ) -> Receipt:
-        """Apply a command: from an Update (`at` None; `signature` its proof) or from a
-        platform's answer to a poll (`at`: the workflow time at which the main loop asked;
-        `provenance`: how the answer came and was authenticated)."""
+        """Apply a command: from an Update (`at` None; `received_at`: when it arrived;
+        `signature`: its proof) or from a platform's answer to a poll (`at`: the workflow time
+        at which the main loop asked; `provenance`: how the answer came, how authenticated)."""
         async with self._lock:
-            now, local = self._clock(at)
+            now, local = self._clock(at, received_at=received_at)
             try:
                 planned = self.case.plan_command(
                     command, now, signature=signature, provenance=provenance
@@ -482,13 +518,21 @@ class AuthorityRequest:
 
     async def _fire(
         self, trigger: str, reason: str, *, at: datetime | None, **kwargs: Any
-    ) -> Planned:
-        """A system transition; `at` is the time of its cause when history holds it."""
+    ) -> Planned | None:
+        """A system transition; `at` is the time of its cause when history holds it.
+
+        A command may have moved the request while the main loop waited for what causes this
+        one (probes, a timer, the lock): then it no longer applies and is dropped, and the
+        main loop looks again at the state it finds (None). Never a failed workflow task."""
         async with self._lock:
             now, local = self._clock(at)
-            planned = self.case.plan_system(
-                trigger, now, reason=reason, actor=SYSTEM_ACTOR, **kwargs
-            )
+            try:
+                planned = self.case.plan_system(
+                    trigger, now, reason=reason, actor=SYSTEM_ACTOR, **kwargs
+                )
+            except CommandRejected as exc:
+                workflow.logger.info("%s no longer applies: %s", trigger, exc)
+                return None
             await self._record(planned, local=local)
             return planned
 
@@ -496,15 +540,16 @@ class AuthorityRequest:
 
     def _handler(self, trigger: str) -> Callable[..., Awaitable[Receipt]]:
         async def handler(*payload: Any) -> Receipt:
+            received_at = workflow.now()  # before the barrier (a local activity): see _clock
             if self._local_audit:
                 await self._after_main_loop()
             if _unsigned(payload):  # accepted before signed commands: their replay only
-                return await self._apply(_parse(trigger, payload))
+                return await self._apply(_parse(trigger, payload), received_at=received_at)
             # Decide on trust roots no older than their max age: a key revoked meanwhile is
             # refused here (the Update fails; no entry, no change).
             trust = await self._fresh_trust()
             command, signature = self._admit_command(trigger, payload, trust)
-            return await self._apply(command, signature=signature)
+            return await self._apply(command, received_at=received_at, signature=signature)
 
         handler.__name__ = trigger
         return handler
@@ -711,22 +756,25 @@ class AuthorityRequest:
         if key == self._last_problem:
             return
         self._last_problem = key
-        try:
-            await self._fire(
-                "platform_problem",
-                f"{self.request.platform.name}: {problem['message']}",
-                at=at,
-                data={"problem": problem},
-            )
-        except CommandRejected:  # the state allows no record (e.g. before delivery)
-            workflow.logger.info("platform problem not recorded: %s", problem["message"])
+        await self._fire(
+            "platform_problem",
+            f"{self.request.platform.name}: {problem['message']}",
+            at=at,
+            data={"problem": problem},
+        )
 
     async def _probe(
-        self, items: Sequence[tuple[str, str]], vantages: Sequence[str], *, baseline: bool = False
+        self,
+        items: Sequence[tuple[str, str]],
+        vantages: Sequence[str],
+        *,
+        baseline: bool = False,
+        asked_at: datetime | None = None,
     ) -> list[Evidence]:
         """Probe every item from every vantage. A probe whose activity fails for good is kept
         as `probe_error` evidence (inconclusive) rather than failing the request."""
-        asked_at = workflow.now()  # of the task that schedules the probes: history holds it
+        # of the task that schedules the probes, unless the caller knows it from history
+        asked_at = asked_at or workflow.now()
         calls = [
             self._probe_one(item_id, url, vantage, baseline=baseline, asked_at=asked_at)
             for item_id, url in items
@@ -767,9 +815,11 @@ class AuthorityRequest:
                 markers_version=platform.markers.version,
             )
 
-    async def _verify(self, trigger: str, items: list[tuple[str, str]]) -> None:
-        asked_at = workflow.now()
-        evidence = await self._probe(items, self.request.vantages)
+    async def _verify(
+        self, trigger: str, items: list[tuple[str, str]], *, asked_at: datetime | None = None
+    ) -> None:
+        asked_at = asked_at or workflow.now()
+        evidence = await self._probe(items, self.request.vantages, asked_at=asked_at)
         await self._fire(
             trigger,
             "independent verification of the platform's claims",

@@ -142,5 +142,7 @@ async def test_no_local_write_no_transition_and_nothing_after(
     await platforms.aclose()
     assert [e["event"]["action"] for e in timeline][:3] == ["submit", "approve", "delivered"]
     anchor = AuditAnchor(rid, final["audit"]["count"], final["audit"]["head_hash"])
-    result = verify_paths([tmp_path], anchors=[anchor])
+    # read while the request ran: the disk held `delivered` past the 8 s respond deadline, so
+    # `sla_expired` may follow before the run is terminated (the log grows past the anchor)
+    result = verify_paths([tmp_path], anchors=[anchor], anchors_are_prefixes=True)
     assert result.ok, [f.render() for f in result.findings]

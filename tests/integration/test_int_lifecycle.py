@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from audit_replay import check_replay
 from docket_harness import (
     SCENARIOS,
     Driver,
@@ -395,6 +396,20 @@ async def test_receipts_match_the_audit_log(
         # and the log holds exactly the timeline the workflow reports
         assert [e["hash"] for e in logged.values()] == [e["hash"] for e in run.timeline]
     assert checked >= len(done) + 8  # every approve, and each scenario's human commands
+
+
+async def test_replay_plans_every_entry_each_history_wrote(
+    runs: dict[str, asyncio.Task[Run]], dev_stack: Stack
+) -> None:
+    """Every run's history, replayed by the worker's own runner, plans each audit entry its
+    writes carried (regular activity inputs, local activity markers), in the same writes:
+    what a closed request's `timeline` query (answered by such a replay) returns is its log."""
+    done = await all_runs(runs)
+    for run in done.values():
+        history = await dev_stack.client.get_workflow_handle(run.rid).fetch_history()
+        check = await check_replay(history)
+        assert check.problems == [], (run.rid, check.problems)
+        assert check.entries_checked == len(run.timeline), run.rid
 
 
 async def test_audit_log_verifies_against_the_results(

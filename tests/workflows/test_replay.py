@@ -1,21 +1,30 @@
 """Replay the committed histories (made by tests/histories/record.py) against today's
 AuthorityRequest, with the worker's own sandbox runner: a change that would break running
-workflows (different commands for the same history) fails here.
+workflows (different commands for the same history) fails here, and so does a replay that
+plans a different audit entry than the history's write carried (`audit_replay`).
 
-Three sets: tests/histories/*.json were recorded before the local audit write (every entry by
-a regular activity), tests/histories/local-audit/*.json after it (`LOCAL_AUDIT_PATCH`), and
+Four sets: tests/histories/*.json were recorded before the local audit write (every entry by
+a regular activity), tests/histories/local-audit/*.json after it (`LOCAL_AUDIT_PATCH`),
 tests/histories/one-write-per-poll/*.json after a poll's transitions were written together
-(`ONE_WRITE_PER_POLL_PATCH`). Both later sets have a `prompt` path, whose first poll reports
-the acknowledgment and the decision at once: two writes before the patch, one after."""
+(`ONE_WRITE_PER_POLL_PATCH`), and tests/histories/clock-from-history/*.json after no entry's
+time was read from the activation that hands a local activity's result over
+(`CLOCK_FROM_HISTORY_PATCH`). The three later sets have a `prompt` path, whose first poll
+reports the acknowledgment and the decision at once: two writes before the one-write patch,
+one after. tests/histories/replay-divergence/ holds histories whose local writes' results
+reached the workflow in a later task than the one that recorded them (a query was answered
+meanwhile): two recorded before the clock patch, whose replay plans different entries, and
+one after it, whose replay plans the same."""
 
 from __future__ import annotations
 
 import base64
 import json
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from audit_replay import check_replay, writes_handed_over_late
 from temporalio import workflow
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -25,16 +34,23 @@ from docket import temporal_names as names
 from docket.case import RequestResult
 from docket.worker_setup import CompileOnceFinder, CompileOnceLoader, workflow_runner
 from workflows import AuthorityRequest
-from workflows.authority_request import LOCAL_AUDIT_PATCH, ONE_WRITE_PER_POLL_PATCH
+from workflows.authority_request import (
+    CLOCK_FROM_HISTORY_PATCH,
+    LOCAL_AUDIT_PATCH,
+    ONE_WRITE_PER_POLL_PATCH,
+)
 
 HISTORIES = Path(__file__).resolve().parent.parent / "histories"
 LOCAL_AUDIT = HISTORIES / "local-audit"
 ONE_WRITE = HISTORIES / "one-write-per-poll"
+CLOCK = HISTORIES / "clock-from-history"
+DIVERGENCE = HISTORIES / "replay-divergence"
 EXPECTED = ("appeal_reversed", "comply", "disputed", "unresponsive")
 SETS = {
     "before-local-audit": (HISTORIES, EXPECTED),
     "local-audit": (LOCAL_AUDIT, (*EXPECTED, "prompt")),
     "one-write-per-poll": (ONE_WRITE, (*EXPECTED, "prompt")),
+    "clock-from-history": (CLOCK, (*EXPECTED, "prompt")),
 }
 ALL = [(d, name) for d, names_ in SETS.values() for name in names_]
 
@@ -85,7 +101,7 @@ def test_the_main_paths_are_recorded(directory: Path, expected: tuple[str, ...])
 @pytest.mark.parametrize("name", EXPECTED)
 def test_each_set_records_its_audit_write(name: str) -> None:
     assert audit_markers(HISTORIES, name) == (set(), [])
-    for directory in (LOCAL_AUDIT, ONE_WRITE):
+    for directory in (LOCAL_AUDIT, ONE_WRITE, CLOCK):
         patches, writes = audit_markers(directory, name)
         assert LOCAL_AUDIT_PATCH in patches and len(writes) >= 3, (directory, patches, writes)
         assert set(writes) == {1}  # no poll of these paths reported two things at once
@@ -99,16 +115,72 @@ def test_before_the_patch_a_polls_two_transitions_were_two_writes() -> None:
     assert set(writes) == {1} and len(writes) == 8, writes
 
 
-def test_the_latest_set_records_one_write_for_a_polls_two_transitions() -> None:
+def test_the_later_sets_record_one_write_for_a_polls_two_transitions() -> None:
     patches, writes = audit_markers(ONE_WRITE, "prompt")
     assert patches == {LOCAL_AUDIT_PATCH, ONE_WRITE_PER_POLL_PATCH}
     assert writes.count(2) == 1 and set(writes) == {1, 2}, writes
+    patches, writes = audit_markers(CLOCK, "prompt")
+    assert patches == {LOCAL_AUDIT_PATCH, ONE_WRITE_PER_POLL_PATCH, CLOCK_FROM_HISTORY_PATCH}
+    assert writes.count(2) == 1 and set(writes) == {1, 2}, writes
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_the_clock_set_is_recorded_after_the_clock_patch(name: str) -> None:
+    patches, _ = audit_markers(CLOCK, name)
+    assert patches == {LOCAL_AUDIT_PATCH, CLOCK_FROM_HISTORY_PATCH}
+    for directory in (HISTORIES, LOCAL_AUDIT, ONE_WRITE):
+        assert CLOCK_FROM_HISTORY_PATCH not in audit_markers(directory, name)[0]
 
 
 @pytest.mark.parametrize(("directory", "name"), ALL, ids=[f"{d.name}/{n}" for d, n in ALL])
 async def test_history_replays(directory: Path, name: str) -> None:
     result = await replayer().replay_workflow(load(name, directory))
     assert result.replay_failure is None
+
+
+@pytest.mark.parametrize(("directory", "name"), ALL, ids=[f"{d.name}/{n}" for d, n in ALL])
+async def test_replay_plans_every_entry_the_history_wrote(directory: Path, name: str) -> None:
+    """Each replayed audit write carries the entries (same sequence, id and hash) of the
+    write at the same place in the history, and the replayed timeline is all of them."""
+    check = await check_replay(load(name, directory))
+    assert check.problems == []
+    assert check.timeline is not None and len(check.timeline) == check.entries_checked >= 6
+
+
+@pytest.mark.parametrize("name", ["appeal_before_fix", "comply_before_fix"])
+async def test_a_replay_that_plans_another_entry_is_caught(name: str) -> None:
+    """Recorded before `CLOCK_FROM_HISTORY_PATCH` (appeal: the integration scenarios as they
+    ran; comply: queries answered slowly while its local writes ran), so they replay today as
+    they did then. The local write of #5 reached the workflow in the task after the one that
+    recorded it; `verified` (#6) was stamped with that task's start, replay stamps it with the
+    write's completion time. Temporal's replay sees nothing wrong (same commands); the audit
+    check does, and the timeline query answered by this replay differs from entry #6 on (the
+    failure of test_receipts_match_the_audit_log: list index 5)."""
+    history = load(name, DIVERGENCE)
+    assert 5 in await writes_handed_over_late(history)
+    check = await check_replay(history)
+    assert check.replay_failure is None
+    first, last = check.problems[0], check.problems[-1]
+    assert "replayed #6" in first and "replayed entry: verified at" in first, first
+    assert last.endswith("from entry #6"), last
+
+
+async def test_after_the_clock_patch_a_write_handed_over_late_replays_the_same() -> None:
+    """Recorded with the clock patch under the condition that broke the histories above
+    (queries answered slowly while local writes ran): the results of the writes of
+    `verified` and both `recheck`s reached the workflow a task late, and replay plans every
+    entry the history wrote. The times now come from entries: `verified` is stamped when the
+    case entered `verifying`, and the monitoring window closes 5 s (TEST-FAST's appeal window)
+    after `verified`."""
+    history = load("comply_after_fix", DIVERGENCE)
+    assert CLOCK_FROM_HISTORY_PATCH in audit_markers(DIVERGENCE, "comply_after_fix")[0]
+    assert {6, 7, 8} <= set(await writes_handed_over_late(history))
+    check = await check_replay(history)
+    assert check.problems == []
+    assert check.timeline is not None
+    at = {e["event"]["action"]: datetime.fromisoformat(e["@timestamp"]) for e in check.timeline}
+    assert at["verified"] == at["report_effect"]
+    assert at["monitoring_complete"] - at["verified"] == timedelta(seconds=5)
 
 
 async def test_the_sandbox_imports_the_workflow_module_through_the_compile_once_finder(
@@ -137,10 +209,12 @@ class SkipsTheBaseline(AuthorityRequest):
     async def run(self, *start: Any) -> RequestResult:
         return await super().run(*start)
 
-    async def _probe(self, items: Any, vantages: Any, *, baseline: bool = False) -> Any:
+    async def _probe(
+        self, items: Any, vantages: Any, *, baseline: bool = False, **kwargs: Any
+    ) -> Any:
         if baseline:
             return []
-        return await super()._probe(items, vantages, baseline=baseline)
+        return await super()._probe(items, vantages, baseline=baseline, **kwargs)
 
 
 async def test_a_nondeterministic_change_fails_replay() -> None:
