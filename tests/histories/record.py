@@ -10,7 +10,9 @@ today's code must replay them all. After a change made behind `workflow.patched`
 set into its own directory and add it to tests/workflows/test_replay.py:
 tests/histories/local-audit/ was recorded after `audit-local-write-at-cause-time`,
 tests/histories/one-write-per-poll/ after `audit-one-write-per-poll`,
-tests/histories/clock-from-history/ after `audit-clock-from-history`. The later sets have the
+tests/histories/clock-from-history/ after `audit-clock-from-history`,
+tests/histories/trust-boundary/ after `trust-boundary` (signed submissions and commands,
+the workflow admitting its own input). The later sets have the
 `prompt` path, whose first poll reports the acknowledgment and the decision together
 (local-audit/prompt.json was recorded afterwards with the code of commit c47e393).
 tests/histories/replay-divergence/ is not recorded by this script (see test_replay.py).

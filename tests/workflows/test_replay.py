@@ -38,12 +38,14 @@ from workflows.authority_request import (
     CLOCK_FROM_HISTORY_PATCH,
     LOCAL_AUDIT_PATCH,
     ONE_WRITE_PER_POLL_PATCH,
+    TRUST_BOUNDARY_PATCH,
 )
 
 HISTORIES = Path(__file__).resolve().parent.parent / "histories"
 LOCAL_AUDIT = HISTORIES / "local-audit"
 ONE_WRITE = HISTORIES / "one-write-per-poll"
 CLOCK = HISTORIES / "clock-from-history"
+TRUST = HISTORIES / "trust-boundary"
 DIVERGENCE = HISTORIES / "replay-divergence"
 EXPECTED = ("appeal_reversed", "comply", "disputed", "unresponsive")
 SETS = {
@@ -51,12 +53,26 @@ SETS = {
     "local-audit": (LOCAL_AUDIT, (*EXPECTED, "prompt")),
     "one-write-per-poll": (ONE_WRITE, (*EXPECTED, "prompt")),
     "clock-from-history": (CLOCK, (*EXPECTED, "prompt")),
+    "trust-boundary": (TRUST, (*EXPECTED, "prompt")),
 }
 ALL = [(d, name) for d, names_ in SETS.values() for name in names_]
 
 
 def load(name: str, directory: Path = HISTORIES) -> WorkflowHistory:
-    return WorkflowHistory.from_json(f"replay-{name}", (directory / f"{name}.json").read_text())
+    """A committed history under its own workflow id: a signed submission names the request
+    it was signed for, and the workflow refuses it under any other id."""
+    text = (directory / f"{name}.json").read_text()
+    return WorkflowHistory.from_json(recorded_workflow_id(text) or f"replay-{name}", text)
+
+
+def recorded_workflow_id(text: str) -> str | None:
+    """The request id a history's signed start input was signed for (None before signing)."""
+    started = json.loads(text)["events"][0]["workflowExecutionStartedEventAttributes"]
+    data = json.loads(base64.b64decode(started["input"]["payloads"][0]["data"]))
+    if not isinstance(data, dict) or "statement" not in data:
+        return None
+    request_id: str = json.loads(data["statement"])["request_id"]
+    return request_id
 
 
 def audit_markers(directory: Path, name: str) -> tuple[set[str], list[int]]:
@@ -101,7 +117,7 @@ def test_the_main_paths_are_recorded(directory: Path, expected: tuple[str, ...])
 @pytest.mark.parametrize("name", EXPECTED)
 def test_each_set_records_its_audit_write(name: str) -> None:
     assert audit_markers(HISTORIES, name) == (set(), [])
-    for directory in (LOCAL_AUDIT, ONE_WRITE, CLOCK):
+    for directory in (LOCAL_AUDIT, ONE_WRITE, CLOCK, TRUST):
         patches, writes = audit_markers(directory, name)
         assert LOCAL_AUDIT_PATCH in patches and len(writes) >= 3, (directory, patches, writes)
         assert set(writes) == {1}  # no poll of these paths reported two things at once
@@ -122,6 +138,30 @@ def test_the_later_sets_record_one_write_for_a_polls_two_transitions() -> None:
     patches, writes = audit_markers(CLOCK, "prompt")
     assert patches == {LOCAL_AUDIT_PATCH, ONE_WRITE_PER_POLL_PATCH, CLOCK_FROM_HISTORY_PATCH}
     assert writes.count(2) == 1 and set(writes) == {1, 2}, writes
+
+
+@pytest.mark.parametrize("name", (*EXPECTED, "prompt"))
+def test_the_trust_boundary_set_holds_signed_submissions_and_commands(name: str) -> None:
+    """Recorded after `trust-boundary`: the workflow admitted a signed submission itself
+    (load_deployment) and took every command signed; today's code replays these requests
+    entry for entry (a request running now looks like them)."""
+    patches, _ = audit_markers(TRUST, name)
+    assert TRUST_BOUNDARY_PATCH in patches and CLOCK_FROM_HISTORY_PATCH in patches
+    events = json.loads((TRUST / f"{name}.json").read_text())["events"]
+    scheduled = [
+        e["activityTaskScheduledEventAttributes"]["activityType"]["name"]
+        for e in events
+        if e["eventType"] == "EVENT_TYPE_ACTIVITY_TASK_SCHEDULED"
+    ]
+    assert scheduled[0] == "load_deployment"
+    accepted = [
+        e for e in events if e["eventType"] == "EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED"
+    ]
+    assert accepted  # every scenario approves, signed
+    for update in accepted:
+        args = update["workflowExecutionUpdateAcceptedEventAttributes"]["acceptedRequest"]
+        payload = json.loads(base64.b64decode(args["input"]["args"]["payloads"][0]["data"]))
+        assert set(payload) == {"statement", "signature"}
 
 
 @pytest.mark.parametrize("name", EXPECTED)
