@@ -57,6 +57,7 @@ an entry then costs its statement's parse and one signature check.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -66,11 +67,12 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from pydantic import ValidationError
 
 from audit.chain import chain_of_event_id
 from audit.chunks import CHUNK_BYTES, Chunk, gc_paused, map_chunks, plan_chunks, read_lines
 from audit.findings import Finding
-from audit.lines import inspect_line
+from audit.lines import TAIL_MARK, inspect_line
 from audit.progress import Progress
 from audit.reader import Inputs, discover
 from docket import sshsig
@@ -83,7 +85,19 @@ from docket.credentials import (
     verify_signed,
 )
 from docket.lifecycle import SYSTEM_TRIGGERS, TRIGGERS, Role, roles_for
+from docket.models import (
+    Acknowledge,
+    DecideAppeal,
+    FileAppeal,
+    Order,
+    ProvideInfo,
+    ReportEffect,
+    RequestInfo,
+    parse_command,
+    utc_iso,
+)
 from docket.statement import MAX_AHEAD, Statement, StatementError, parse_statement
+from docket.validation import fingerprint
 
 __all__ = [
     "NOTE_CODES",
@@ -559,19 +573,6 @@ def _payload_pairs(
 ) -> list[tuple[str, str, Any, Any]]:
     """(payload field, entry field, signed value, recorded value) for everything a command's
     payload says that its entry records; an unreadable payload is one pair that differs."""
-    from pydantic import ValidationError
-
-    from docket.models import (
-        Acknowledge,
-        DecideAppeal,
-        FileAppeal,
-        Order,
-        ProvideInfo,
-        ReportEffect,
-        RequestInfo,
-        parse_command,
-        utc_iso,
-    )
 
     event = _obj(entry.get("event"))
     docket = _obj(entry.get("docket"))
@@ -580,11 +581,16 @@ def _payload_pairs(
         extra = sorted(set(payload) - {"order"})
         if extra:
             return [(extra[0], "(nothing)", payload[extra[0]], None)]
+        signed_order = payload.get("order")
+        quick = signed_order_fingerprint(signed_order)
+        if quick is not None and quick == _obj(docket.get("request")).get("fingerprint"):
+            assert type(signed_order) is dict  # a fingerprint was computed
+            return _order_pairs(signed_order, quick, entry, event, docket)
         try:
-            order = Order.model_validate(payload.get("order"))
+            order = Order.model_validate(signed_order)
         except ValidationError as exc:
             return [("order", "docket.request", _validation(exc), "an order the workflow accepts")]
-        return _order_pairs(order, entry, event, docket)
+        return _order_pairs(order.model_dump(mode="json"), fingerprint(order), entry, event, docket)
     actor = {"id": statement.actor, "roles": _PLACEHOLDER_ROLES, "organization": "-"}
     try:
         command = parse_command(statement.trigger, {**payload, "actor": actor})
@@ -649,8 +655,6 @@ def _obj(value: Any) -> dict[str, Any]:
 def _effect_pairs(
     effects: Sequence[Any], recorded: Any, entry_time: str
 ) -> list[tuple[str, str, Any, Any]]:
-    from docket.models import utc_iso
-
     if type(recorded) is not list or len(recorded) != len(effects):
         count = len(recorded) if type(recorded) is list else None
         return [("effects", "docket.items", f"{len(effects)} effects", f"{count} items")]
@@ -675,57 +679,91 @@ def _effect_pairs(
 
 
 def _order_pairs(
-    order: Any, entry: Mapping[str, Any], event: Mapping[str, Any], docket: Mapping[str, Any]
+    order: Mapping[str, Any],
+    order_fingerprint: str,
+    entry: Mapping[str, Any],
+    event: Mapping[str, Any],
+    docket: Mapping[str, Any],
 ) -> list[tuple[str, str, Any, Any]]:
-    from docket.models import utc_iso
-    from docket.validation import fingerprint
-
+    """The pairs of a submission: ``order`` is the order's JSON form (as the workflow's model
+    dumps it), ``order_fingerprint`` its fingerprint (docket.validation.fingerprint)."""
     request = _obj(docket.get("request"))
     pairs: list[tuple[str, str, Any, Any]] = [
-        ("order", "docket.request.fingerprint", fingerprint(order), request.get("fingerprint")),
+        ("order", "docket.request.fingerprint", order_fingerprint, request.get("fingerprint")),
         (
             "order.statement_of_reasons",
             "event.reason",
-            order.statement_of_reasons,
+            order.get("statement_of_reasons"),
             event.get("reason"),
         ),
         # the maker submits their own request (the workflow refuses anyone else)
-        ("order.officer", "user.id", order.officer, _obj(entry.get("user")).get("id")),
+        ("order.officer", "user.id", order.get("officer"), _obj(entry.get("user")).get("id")),
     ]
+    items = order.get("items")
+    items = items if type(items) is list else []
+    issued_at = _entry_time(order.get("issued_at"))
     summary = {
-        "authority": order.authority,
-        "reference": order.reference,
-        "platform": order.platform,
-        "categories": list(order.categories),
-        "territorial_scope": list(order.territorial_scope),
-        "sla_policy": order.sla_policy,
-        "priority": order.priority,
-        "language": order.language,
-        "channel": order.channel,
-        "item_count": len(order.items),
-        "issued_at": utc_iso(order.issued_at),
-        "legal_bases": [c.basis for c in order.legal_bases],
+        key: order.get(key)
+        for key in (
+            "authority",
+            "reference",
+            "platform",
+            "territorial_scope",
+            "sla_policy",
+            "priority",
+            "language",
+            "channel",
+        )
     }
+    summary["item_count"] = len(items)
+    # the request's categories are its items', in order of appearance (Order.categories)
+    summary["categories"] = list(dict.fromkeys(_obj(item).get("category") for item in items))
+    summary["issued_at"] = utc_iso(issued_at) if issued_at is not None else order.get("issued_at")
+    bases = order.get("legal_bases")
+    summary["legal_bases"] = [_obj(b).get("basis") for b in bases] if type(bases) is list else bases
     recorded_bases = request.get("legal_bases")
     recorded = {
         **request,
-        "legal_bases": [b.get("basis") for b in recorded_bases if type(b) is dict]
+        "legal_bases": [_obj(b).get("basis") for b in recorded_bases]
         if type(recorded_bases) is list
         else recorded_bases,
     }
     pairs += [(f"order.{k}", f"docket.request.{k}", v, recorded.get(k)) for k, v in summary.items()]
-    items = docket.get("items")
-    if type(items) is not list or len(items) != len(order.items):
-        count = len(items) if type(items) is list else None
-        pairs.append(("order.items", "docket.items", f"{len(order.items)} items", f"{count} items"))
+    records = docket.get("items")
+    if type(records) is not list or len(records) != len(items):
+        count = len(records) if type(records) is list else None
+        pairs.append(("order.items", "docket.items", f"{len(items)} items", f"{count} items"))
         return pairs
-    for i, (item, record) in enumerate(zip(order.items, items, strict=True)):
-        record = record if type(record) is dict else {}
+    for i, (item, record) in enumerate(zip(items, records, strict=True)):
+        item, record = _obj(item), _obj(record)
         for k in ("item_id", "url", "category", "content_type", "reason"):
             pairs.append(
-                (f"order.items[{i}].{k}", f"docket.items[{i}].{k}", getattr(item, k), record.get(k))
+                (f"order.items[{i}].{k}", f"docket.items[{i}].{k}", item.get(k), record.get(k))
             )
     return pairs
+
+
+def signed_order_fingerprint(order: Any) -> str | None:
+    """``docket.validation.fingerprint`` of the order a statement carries, computed from its
+    JSON as signed, without building the model: the same formula (the order's JSON, its
+    ``issued_at`` in UTC, sorted keys, no spaces, UTF-8). It equals the recorded fingerprint
+    only if the signed JSON *is* the model's JSON form (a client that signs
+    ``order.model_dump(mode="json")``, as Docket's do), which then needs no validation to be
+    compared field by field; otherwise (defaults left out, another spelling) the caller
+    validates the order and fingerprints the model. None if it cannot be computed."""
+    if type(order) is not dict:
+        return None
+    moment = _entry_time(order.get("issued_at"))
+    if moment is None:
+        return None
+    try:
+        # orjson writes what json.dumps(sort_keys=True, separators=(",", ":"),
+        # ensure_ascii=False) writes for an order's values; where it would not, the fingerprint
+        # differs and the caller takes the model's way: never a false match
+        body = orjson.dumps({**order, "issued_at": utc_iso(moment)}, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # orjson.JSONEncodeError: e.g. an integer beyond 64 bits
+        return None
+    return hashlib.sha256(body).hexdigest()
 
 
 def _validation(exc: Any) -> str:
@@ -832,6 +870,52 @@ def _scan(chunk: Chunk, trust: TrustRoots) -> _Scan:
         return _scan_lines(read_lines(chunk), chunk.file_idx, _cache_for(trust))
 
 
+_SIGNED_KEY = b'"signed"'
+_USER_AT = b',"user":{'
+_EVENT_AT = b',"event":{'
+_MESSAGE_AT = b',"message":"'
+_ESCAPE = b"\\u"
+_BY_API = frozenset(t for t in TRIGGERS if Role.PLATFORM_LIAISON in roles_for(t))
+
+
+def _not_a_command(raw: bytes) -> bool:
+    """True if a stored line is, without parsing all of it, an entry by the system (with a
+    system trigger) or by a platform's API (with a trigger platforms answer) that carries no
+    ``docket.signed``: there is nothing to check. Most lines of a log are such.
+
+    In the stored layout (``audit.lines``) the body's keys are sorted, so its last members are
+    ``"event"``, ``"message"``, ``"organization"`` and ``"user"``: the ``user`` object ends where
+    the chain fields begin, and ``event`` ends where ``message`` begins. Each slice must parse
+    as exactly one JSON object, which a nested look-alike never does (its enclosing object's
+    closing brace follows it). Anything else (a ``\\u`` escape that could spell a key, another
+    layout, whitespace) is simply parsed whole, so a line is never skipped on a guess: at
+    worst it costs a full parse."""
+    if _SIGNED_KEY in raw or _ESCAPE in raw:
+        return False
+    k = raw.rfind(TAIL_MARK)
+    u = raw.rfind(_USER_AT, 0, k) if k > 0 else -1
+    e = raw.rfind(_EVENT_AT, 0, u) if u > 0 else -1
+    m = raw.find(_MESSAGE_AT, e) if e > 0 else -1
+    if m < 0 or m > u:
+        return False
+    try:
+        user = orjson.loads(raw[u + len(_USER_AT) - 1 : k])
+        event = orjson.loads(raw[e + len(_EVENT_AT) - 1 : m])
+    except orjson.JSONDecodeError:
+        return False
+    if type(user) is not dict or type(event) is not dict:
+        return False
+    roles, actor, action = user.get("roles"), user.get("id"), event.get("action")
+    if roles == SYSTEM_ROLES:
+        return action in SYSTEM_TRIGGERS
+    return (
+        roles == PLATFORM_API_ROLES
+        and type(actor) is str
+        and actor.startswith("platform:")
+        and action in _BY_API
+    )
+
+
 def _scan_lines(lines: list[bytes], file_idx: int, cache: CredentialCache) -> _Scan:
     """Check every complete line's entry (``lines`` as ``bytes.split(b"\\n")`` gives them; the
     last element, a torn tail or b"", was never acknowledged and is not read). Lines that are
@@ -840,7 +924,10 @@ def _scan_lines(lines: list[bytes], file_idx: int, cache: CredentialCache) -> _S
     trust = cache.trust
     records: list[_Record] = []
     loads = orjson.loads
+    skip = _not_a_command
     for lno, raw in enumerate(lines, 1):
+        if skip(raw):
+            continue
         try:
             e = loads(raw)
         except orjson.JSONDecodeError:

@@ -27,8 +27,10 @@ from audit.entry import ChainHead, build_entry
 from audit.lines import render_line
 from audit.signatures import (
     CredentialCache,
+    _not_a_command,
     check_entry,
     check_signatures_paths,
+    signed_order_fingerprint,
 )
 from audit.verify import verify_paths
 from docket import sshsig
@@ -37,10 +39,11 @@ from docket.credentials import TrustRoots, check_certificate
 from docket.intake import Deployment, TrustSnapshot, admit_command, admit_submission
 from docket.keys import public_key_line_of
 from docket.lifecycle import Role
-from docket.models import SYSTEM_ACTOR, Actor, Command
+from docket.models import SYSTEM_ACTOR, Actor, Command, Order
 from docket.reference import default_reference
 from docket.signer import sign_command
 from docket.statement import SignedCommand
+from docket.validation import fingerprint
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 REF = default_reference()
@@ -77,10 +80,15 @@ def people() -> People:
     return People()
 
 
-def order() -> dict[str, Any]:
+def order(as_the_client_signs: bool = True) -> dict[str, Any]:
+    """The seed order: as docket.client signs it (the model's JSON form, defaults included),
+    or as written in the example file (optional fields left out)."""
     raw: dict[str, Any] = json.loads(
         (EXAMPLES / "seed" / "mic-facebook-2017.json").read_text(encoding="utf-8")
     )
+    if as_the_client_signs:
+        dumped: dict[str, Any] = Order.model_validate(raw).model_dump(mode="json")
+        return dumped
     return raw
 
 
@@ -88,7 +96,10 @@ class Run:
     """A request driven as the workflow drives it: each signed command admitted
     (docket.intake) and planned (docket.case) at the time given, then committed."""
 
-    def __init__(self, people: People, trust: TrustRoots, at: datetime = NOW) -> None:
+    def __init__(
+        self, people: People, trust: TrustRoots, at: datetime = NOW, *, dumped: bool = True
+    ) -> None:
+        self.dumped = dumped
         self.people = people
         self.trust = trust
         self.now = at
@@ -116,7 +127,7 @@ class Run:
             self.request_id,
             "submit",
             "nguyen.van.an",
-            {"order": order()},
+            {"order": order(self.dumped)},
             self.now,
         )
         self.signed.append(signed)
@@ -159,12 +170,14 @@ PLATFORM = Actor(
 ITEMS = ("fb-1", "fb-2", "fb-3", "fb-4", "fb-5")
 
 
-def genuine(people: People, trust: TrustRoots | None = None, at: datetime = NOW) -> Run:
+def genuine(
+    people: People, trust: TrustRoots | None = None, at: datetime = NOW, *, dumped: bool = True
+) -> Run:
     """submit, approve, delivered, acknowledge (signed liaison), report_effect (the platform's
     API), file_appeal of a decline (the officer), decide_appeal (the board)."""
     from docket.models import ReportEffect
 
-    run = Run(people, trust or people.trust(), at)
+    run = Run(people, trust or people.trust(), at, dumped=dumped)
     run.submit()
     run.command(people.approver, "approve", {"reason": "Đủ căn cứ pháp lý, đồng ý gửi."})
     run.system(
@@ -297,6 +310,33 @@ def test_a_genuine_log_verifies_and_is_counted(tmp_path: Path, people: People) -
     assert summary["status"] == "OK"
     assert (summary["signed"], summary["verified"], summary["checked"]) == (5, 5, 5)
     assert (summary["legacy_unsigned"], summary["unsigned"], summary["human_entries"]) == (0, 0, 5)
+
+
+def test_an_order_signed_without_its_defaults(tmp_path: Path, people: People) -> None:
+    """A client that signs the order as written (optional fields left out): the workflow
+    fingerprints the model, so the audit validates the order too and finds it bound."""
+    run = genuine(people, dumped=False)
+    submitted = json.loads(run.entries[0]["docket"]["signed"]["statement"])["payload"]["order"]
+    assert "priority" in order(False) and "platform" not in submitted["items"][0]
+    assert signed_order_fingerprint(submitted) != run.entries[0]["docket"]["request"]["fingerprint"]
+    codes, result = check(tmp_path, run.entries, run.trust)
+    assert codes == [] and result.verified == 5
+    entries = run.entries
+    entries[0] = edit(entries[0], lambda e: e["docket"]["request"].update(reference="1476/X"))
+    codes, result = check(tmp_path / "forged", rechain(entries), run.trust)
+    assert codes == [("statement_mismatch", 1)]
+    assert "payload.order.reference" in result.findings[0].message
+
+
+@pytest.mark.parametrize(
+    "example",
+    ["seed/mic-facebook-2017.json", "seed/mic-youtube-2017.json", "other/eu-dsa-order.json"],
+)
+def test_signed_order_fingerprint_is_the_workflow_s(example: str) -> None:
+    model = Order.model_validate(json.loads((EXAMPLES / example).read_text(encoding="utf-8")))
+    assert signed_order_fingerprint(model.model_dump(mode="json")) == fingerprint(model)
+    assert signed_order_fingerprint({"issued_at": "not a time"}) is None
+    assert signed_order_fingerprint(["not", "an", "order"]) is None
 
 
 def test_identical_copies_count_once_and_a_torn_tail_is_not_read(
@@ -882,3 +922,56 @@ def test_hostile_text_in_a_finding_is_escaped(
     out = capsys.readouterr().out
     assert "\x1b" not in out and "\u202e" not in out
     assert "statement_mismatch" in out
+
+
+# --- lines that are not commands are not parsed, and cannot hide one --------------------------
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def test_lines_skipped_unparsed_are_never_commands(tmp_path: Path, people: People) -> None:
+    """Every line the prefilter skips is, parsed, an entry by the system or a platform's API
+    with nothing to check; and it does skip those (the demo log's 11 of 19)."""
+    run = genuine(people)
+    lines = [render_line(e).rstrip(b"\n") for e in run.entries]
+    for path in (
+        DATA / "signed-demo" / "segment-signed-demo.jsonl",
+        DATA / "demo" / "segment-demo.jsonl",
+        DATA / "legacy-writer" / "segment-legacy-writer.jsonl",
+    ):
+        lines += path.read_bytes().splitlines()
+    trust = people.trust()
+    skipped = 0
+    for raw in lines:
+        if _not_a_command(raw):
+            skipped += 1
+            verdict = check_entry(orjson.loads(raw), trust)
+            assert verdict.kind in ("system", "platform") and not verdict.problems, raw[:200]
+    demo = (DATA / "signed-demo" / "segment-signed-demo.jsonl").read_bytes().splitlines()
+    assert sum(map(_not_a_command, demo)) == 11
+    assert skipped > 11
+
+
+def test_a_command_dressed_as_the_system_s_is_still_found(tmp_path: Path, people: People) -> None:
+    """An unsigned approve recorded as the system's, with look-alike `event`/`user` objects
+    nested where a quick look might take them for the entry's own: parsed and reported."""
+    run = genuine(people)
+    entries = run.entries
+
+    def forge(e: Entry) -> None:
+        e["docket"].pop("signed")
+        e["user"] = {"id": "docket", "roles": ["system"]}
+        e["docket"]["data"] = {"event": {"action": "verified"}, "user": e["user"]}
+        e["event"]["z"] = {"event": {"action": "verified"}}
+        e["organization"]["z"] = {"event": {"action": "verified"}, "message": "m"}
+
+    entries[1] = edit(entries[1], forge)
+    raw = render_line(rechain(entries)[1])
+    assert not _not_a_command(raw)
+    codes, _ = check(tmp_path, rechain(entries), run.trust)
+    assert codes == [("unsigned_command", 2)]
+    # the same line written with an escape or with spaces is parsed whole, never skipped
+    system = render_line(rechain(run.entries)[2])
+    assert _not_a_command(system)
+    assert not _not_a_command(system.replace(b'"user":{', b'"\\u0075ser":{'))
+    assert not _not_a_command(system.replace(b'"user":{', b'"user": {'))
