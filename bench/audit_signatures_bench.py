@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -220,10 +222,19 @@ def ensure_log(entries: int) -> Path:
 # --- measuring ---------------------------------------------------------------------------------
 
 
-def _timed(cmd: list[str]) -> tuple[float, int, str]:
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _timed(cmd: list[str]) -> tuple[float, float, int, str]:
+    """Wall seconds, CPU seconds of the command and its worker processes, exit code, output."""
+    cpu = _children_cpu()
     t = time.perf_counter()
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
-    return time.perf_counter() - t, done.returncode, done.stdout[-600:] + done.stderr[-600:]
+    wall = time.perf_counter() - t
+    tail = done.stdout[-600:] + done.stderr[-600:]
+    return wall, _children_cpu() - cpu, done.returncode, tail
 
 
 def bench_cli(directory: Path, rounds: int, serial: bool) -> Table:
@@ -240,34 +251,48 @@ def bench_cli(directory: Path, rounds: int, serial: bool) -> Table:
     if serial:
         commands["verify --trust --jobs 1"] = [*commands["verify --trust"], "--jobs", "1"]
     times: dict[str, list[float]] = {k: [] for k in commands}
+    cpus: dict[str, list[float]] = {k: [] for k in commands}
     for _ in range(rounds):
         for name, cmd in commands.items():
-            elapsed, code, tail = _timed(cmd)
+            elapsed, cpu, code, tail = _timed(cmd)
             if code != 0:
                 say(f"    {name} exited {code}: {tail}")
             elif "--trust" in name:
                 say(f"    {tail.strip().splitlines()[-1] if tail.strip() else ''}")
             times[name].append(elapsed)
-            say(f"    {name}: {elapsed:.1f} s (exit {code})")
-    chain = median(times["verify (chain only)"])
+            cpus[name].append(cpu)
+            say(f"    {name}: {elapsed:.1f} s, {cpu:.1f} CPU s (exit {code})")
+    chain, chain_cpu = median(times["verify (chain only)"]), median(cpus["verify (chain only)"])
     rows = []
     for name in commands:
-        t = median(times[name])
-        added = t - chain if name != "verify (chain only)" else float("nan")
+        t, cpu = median(times[name]), median(cpus[name])
+        first = name == "verify (chain only)"
+        added = float("nan") if first else t - chain
+        added_cpu = float("nan") if first else cpu - chain_cpu
         rows.append(
             [
                 name,
                 fmt(t, 1),
+                fmt(cpu, 1),
                 fmt(added, 1),
+                fmt(added_cpu, 1),
                 fmt(count / t, 0),
-                fmt(human / added, 0) if added == added else "-",
-                fmt(added / human * 1e6, 0) if added == added else "-",
+                "-" if first else fmt(added_cpu / human * 1e6, 0),
             ]
         )
     return Table(
         f"audit verify on {count:,} entries ({size / 1e6:,.0f} MB), {human:,} of them signed "
-        f"human entries; median of {rounds}",
-        ["command", "seconds", "added by signatures", "entries/s", "human/s", "µs per human"],
+        f"human entries; median of {rounds}; {os.cpu_count()} CPUs, load average "
+        f"{os.getloadavg()[0]:.1f} at the end",
+        [
+            "command",
+            "wall s",
+            "CPU s",
+            "added wall s",
+            "added CPU s",
+            "entries/s",
+            "CPU µs per human entry",
+        ],
         rows,
     )
 
