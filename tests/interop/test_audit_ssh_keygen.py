@@ -7,7 +7,8 @@ taken out of the entry, allowed_signers from the trust file, the entry's time as
 `-Overify-time`), and Docket's verdict is the command line's. Both accept the genuine entries;
 both refuse an entry whose statement or signature was altered (Docket's on a log whose chain
 was re-hashed after the change, so that only the signature tells); both refuse the entries of
-a revoked key (ssh-keygen with the KRL `./run keys revoked-keys` writes).
+a revoked key (ssh-keygen with the KRL `./run keys revoked-keys` writes). The shell steps of
+docs/auditing.md ("Without Docket's code") run as written, with `$@` for the log's paths.
 """
 
 from __future__ import annotations
@@ -300,3 +301,66 @@ jq -c '(.docket.signed.statement | fromjson) as $s | {
         "statement"
     ].encode("utf-8")
     assert base64.b64decode("".join((tmp_path / "statement.sig").read_text().splitlines()[1:-1]))
+
+
+LOOP = r"""
+jq -c 'select(.docket.signed)' "$@" | while IFS= read -r entry; do
+    id=$(jq -r '.event.id' <<<"$entry")
+    jq -j '.docket.signed.statement' <<<"$entry" > statement.json
+    jq -j '.docket.signed.signature' <<<"$entry" > statement.sig
+    actor=$(jq -r '.user.id' <<<"$entry")
+    when=$(jq -r '."@timestamp" | sub("\\.[0-9]+Z$"; "Z") | gsub("[-:T]"; "")' <<<"$entry")
+    if ssh-keygen -Y verify -f allowed_signers -I "$actor" -n docket-command@v1 \
+           -s statement.sig -Overify-time="$when" < statement.json > /dev/null 2>&1; then
+        echo "good  $id  $actor"
+    else
+        echo "BAD   $id  $actor"
+    fi
+done
+"""
+
+REPLAYS = r"""
+jq -r 'select(.docket.signed) | [.event.id, .docket.chain_id,
+        (.docket.signed.statement | fromjson | .nonce)] | @tsv' "$@" \
+    | sort -u | cut -f2,3 | sort | uniq -d
+"""
+
+
+def shell(tmp: Path, script: str, *paths: Path) -> list[str]:
+    ssh_dir = str(Path(str(SSH_KEYGEN)).parent)
+    done = subprocess.run(
+        ["bash", "-c", script, "script", *map(str, paths)],
+        cwd=tmp,
+        env={**os.environ, "PATH": f"{ssh_dir}:{os.environ.get('PATH', '')}"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.splitlines()
+
+
+@pytest.mark.skipif(JQ is None, reason="jq is not installed")
+def test_the_documented_loop_and_replay_search(tmp_path: Path) -> None:
+    """docs/auditing.md step 5: every signed entry through ssh-keygen, and replayed nonces."""
+    (tmp_path / "allowed_signers").write_text(
+        allowed_signers_text(load_trust(TRUST)), encoding="utf-8"
+    )
+    verdicts = shell(tmp_path, LOOP, LOG)
+    assert len(verdicts) == 8 and all(v.startswith("good  ") for v in verdicts)
+    assert shell(tmp_path, REPLAYS, LOG, LOG) == []  # a copy of the log: retried writes
+
+    log = entries()
+    index = next(i for i, e in enumerate(log) if e["event"]["action"] == "escalate")
+    log[index] = alter_signature(log[index])
+    approve = next(e for e in log if e["event"]["action"] == "approve")
+    replayed = json.loads(json.dumps(approve))  # the same signed approve, again, later
+    replayed["event"]["sequence"] = 99
+    replayed["event"]["id"] = f"{approve['docket']['chain_id']}:99"
+    forged = tmp_path / "forged.jsonl"
+    forged.write_bytes(b"".join(render_line(e) for e in [*log, replayed]))
+    verdicts = shell(tmp_path, LOOP, forged)
+    assert [v for v in verdicts if v.startswith("BAD")] == [
+        f"BAD   {log[index]['event']['id']}  {log[index]['user']['id']}"
+    ]
+    nonce = json.loads(approve["docket"]["signed"]["statement"])["nonce"]
+    assert shell(tmp_path, REPLAYS, forged) == [f"{approve['docket']['chain_id']}\t{nonce}"]
