@@ -18,7 +18,16 @@ from typing import Any
 
 import orjson
 import pytest
-from identity_support import NOW, Official, Org, make_official, make_org, make_trust, trust_toml
+from identity_support import (
+    NOW,
+    Official,
+    Org,
+    make_official,
+    make_org,
+    make_trust,
+    odd_certificate,
+    trust_toml,
+)
 
 from audit.canonical import canonical
 from audit.chain import genesis_hash, hash_of_canonical, hashed_body
@@ -37,7 +46,7 @@ from docket import sshsig
 from docket.case import Case, Planned
 from docket.credentials import TrustRoots, check_certificate
 from docket.intake import Deployment, TrustSnapshot, admit_command, admit_submission
-from docket.keys import public_key_line_of
+from docket.keys import generate_key, public_key_line_of
 from docket.lifecycle import Role
 from docket.models import SYSTEM_ACTOR, Actor, Command, Order
 from docket.reference import default_reference
@@ -975,3 +984,34 @@ def test_a_command_dressed_as_the_system_s_is_still_found(tmp_path: Path, people
     assert _not_a_command(system)
     assert not _not_a_command(system.replace(b'"user":{', b'"\\u0075ser":{'))
     assert not _not_a_command(system.replace(b'"user":{', b'"user": {'))
+
+
+def test_bad_credential(tmp_path: Path, people: People) -> None:
+    """A certificate the mic CA really issued, but with principals other than its key id."""
+    key = generate_key()
+    odd = odd_certificate(people.mic.ca_key, key, principals=["tran.thi.binh", "someone.else"])
+    run = genuine(people)
+    entries = run.entries
+    entries[1] = resign(entries[1], Official("tran.thi.binh", key, odd.line), lambda s: None)
+    codes, result = check(tmp_path, rechain(entries), run.trust)
+    assert codes == [("bad_credential", 2)]
+    assert "principals" in result.findings[0].message
+
+
+def test_four_eyes_on_an_appeal(tmp_path: Path, people: People) -> None:
+    """The officer who filed the appeal (and made the request) decides it, with a reviewer's
+    credential of their own from the board."""
+    second = make_official(people.board, "nguyen.van.an", [Role.APPEAL_REVIEWER], serial=5)
+    run = genuine(people)
+    entries = run.entries
+
+    def as_maker(e: Entry) -> None:
+        e["user"]["id"] = "nguyen.van.an"
+        e["docket"]["signed"].update(key_fingerprint=second.fingerprint, credential_serial=5)
+
+    entries[7] = resign(
+        edit(entries[7], as_maker), second, lambda s: s.update(actor="nguyen.van.an")
+    )
+    codes, result = check(tmp_path, rechain(entries), run.trust)
+    assert codes == [("four_eyes", 8)]
+    assert "also this request's maker, appellant" in result.findings[0].message
