@@ -92,6 +92,14 @@ def _run_verify(args: argparse.Namespace) -> int:
     paths = _paths(args)
     if args.jobs is not None and args.jobs < 1:
         return _fail("--jobs must be at least 1")
+    trust = None
+    if args.trust:
+        from docket.credentials import TrustFileError, load_trust
+
+        try:
+            trust = load_trust(args.trust)
+        except TrustFileError as exc:
+            return _fail(f"bad trust file: {exc}")
     try:
         inputs = discover(paths)
         if not inputs.files and not inputs.problems and not anchors and not args.checkpoint:
@@ -104,6 +112,14 @@ def _run_verify(args: argparse.Namespace) -> int:
             strict=args.strict,
             progress=for_stream(sys.stderr),
         )
+        signatures = None
+        if trust is not None:
+            from audit.signatures import check_signatures, finding_order
+
+            signatures = check_signatures(
+                inputs, trust, jobs=args.jobs, progress=for_stream(sys.stderr)
+            )
+            result.findings = sorted([*result.findings, *signatures.findings], key=finding_order)
     except OSError as exc:
         return _input_error(exc)
     completeness = None
@@ -118,6 +134,11 @@ def _run_verify(args: argparse.Namespace) -> int:
         doc = result.to_dict()
         if completeness is not None:
             doc["checkpoint"] = completeness.to_dict()
+        if signatures is not None:
+            doc["signatures"] = {
+                "summary": signatures.summary(),
+                "notes": [n.to_dict() for n in signatures.notes],
+            }
         sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())
         sys.stdout.write("\n")
     else:
@@ -125,6 +146,8 @@ def _run_verify(args: argparse.Namespace) -> int:
             print(f.render())
         for note in completeness.notes if completeness is not None else ():
             print(note.render())
+        if signatures is not None:
+            _print_notes(signatures.notes, args.all_notes)
         if completeness is not None:
             print(completeness.render_summary())
         s = result.summary()
@@ -138,6 +161,8 @@ def _run_verify(args: argparse.Namespace) -> int:
                 else ""
             )
         )
+        if signatures is not None:
+            print(signatures.render_summary())
         if result.legacy_lines:
             print(
                 f"note: {result.legacy_lines} lines in the older form (U+2028/U+2029 escaped, "
@@ -150,6 +175,19 @@ def _run_verify(args: argparse.Namespace) -> int:
                 f"note: {len(result.ignored)} files not named *.jsonl were not read: {shown}{more}"
             )
     return EXIT_OK if result.ok else EXIT_FINDINGS
+
+
+_NOTES_SHOWN = 10
+
+
+def _print_notes(notes: Sequence[Any], show_all: bool) -> None:
+    """Notes are informational: a log from before signing has one per request, so only the
+    first few are printed unless asked (--json has them all)."""
+    shown = notes if show_all else notes[:_NOTES_SHOWN]
+    for note in shown:
+        print(note.render())
+    if len(notes) > len(shown):
+        print(f"note: {len(notes) - len(shown)} more notes like these (--all-notes or --json)")
 
 
 def _register_verify(sub: Any) -> None:
@@ -172,6 +210,17 @@ def _register_verify(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--strict", action="store_true", help="check every body's canonical subset")
     p.add_argument("--jobs", type=int, default=None, help="hashing processes (default: auto)")
+    p.add_argument(
+        "--trust",
+        metavar="FILE",
+        help="check every human entry's signature and credential against this trust file "
+        "(the worker's DOCKET_TRUST_FILE format), at the entry's time",
+    )
+    p.add_argument(
+        "--all-notes",
+        action="store_true",
+        help=f"print every note (default: the first {_NOTES_SHOWN})",
+    )
     from audit.checkpoint_cli import add_verify_options
 
     add_verify_options(p)

@@ -128,8 +128,11 @@ class VerifyResult:
         return not self.findings
 
     def by_code(self) -> dict[str, int]:
+        """Counts by code: verify's own codes in their order, then the codes of the checks
+        that add their findings to this result (signatures, checkpoint), by name."""
         counts = Counter(f.code for f in self.findings)
-        return {code: counts[code] for code in FINDING_CODES if counts[code]}
+        known = {code: counts[code] for code in FINDING_CODES if counts[code]}
+        return known | {code: counts[code] for code in sorted(counts) if code not in known}
 
     def summary(self) -> dict[str, Any]:
         return {

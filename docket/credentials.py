@@ -34,6 +34,7 @@ from __future__ import annotations
 import hashlib
 import re
 import tomllib
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
@@ -611,11 +612,16 @@ def verify_signed(
     trust: TrustRoots,
     now: datetime,
     namespace: str = NAMESPACE,
+    *,
+    parse_certificate: Callable[[bytes, str], sshsig.Certificate] = sshsig.parse_certificate,
+    check: Callable[[sshsig.Certificate, TrustRoots, datetime], Credential] = check_certificate,
 ) -> Credential:
     """Check an armored SSH signature over ``message`` and the credential it carries.
 
     Pure and deterministic (``now`` is given): safe in the workflow sandbox. Returns the
-    proven :class:`Credential`; raises :class:`IdentityError` otherwise."""
+    proven :class:`Credential`; raises :class:`IdentityError` otherwise. ``parse_certificate``
+    and ``check`` may be memoized versions of the defaults (an audit of a large log checks the
+    same few certificates again and again); they must give the same results."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     if not armored_signature or not armored_signature.strip():
@@ -635,7 +641,7 @@ def verify_signed(
             f"it was made for another purpose (sign with -n {namespace})",
         )
     try:
-        certificate = sshsig.parse_certificate(sig.public_key, "the signature's certificate")
+        certificate = parse_certificate(sig.public_key, "the signature's certificate")
     except sshsig.SshsigError as exc:
         if exc.code == "not_a_certificate":
             try:
@@ -659,7 +665,7 @@ def verify_signed(
             f"the signature of {_shown(certificate.key_id, 60)} does not match this command: "
             f"{exc.message}. The command was altered after signing, or signed with another key",
         ) from None
-    credential = check_certificate(certificate, trust, now)
+    credential = check(certificate, trust, now)
     if (
         details.sk_flags is not None
         and any(name == "verify-required" for name, _ in certificate.critical_options)
