@@ -635,27 +635,10 @@ def rpc_message(exc: RPCError) -> str:
     return f"{exc.status.name if exc.status else 'RPC error'}: {exc.message}"
 
 
-async def _fetch(
-    client: Client, workflow_id: str, run_id: str | None = None, attempts: int = 5
-) -> WorkflowFacts:
-    """fetch_facts, retried with backoff when the cluster is busy or briefly unreachable
-    (thousands of history reads may hit a frontend rate limit: RESOURCE_EXHAUSTED)."""
-    from temporalio.service import RPCError, RPCStatusCode
-
-    transient = {
-        RPCStatusCode.UNAVAILABLE,
-        RPCStatusCode.DEADLINE_EXCEEDED,
-        RPCStatusCode.RESOURCE_EXHAUSTED,
-        RPCStatusCode.ABORTED,
-    }
-    for attempt in range(1, attempts + 1):
-        try:
-            return await fetch_facts(client, workflow_id, run_id)
-        except RPCError as exc:
-            if exc.status not in transient or attempt == attempts:
-                raise
-            await asyncio.sleep(min(0.2 * 2**attempt, 5.0))
-    raise AssertionError("unreachable")
+async def _fetch(client: Client, workflow_id: str, run_id: str | None = None) -> WorkflowFacts:
+    """fetch_facts; a busy or briefly unreachable cluster is retried by the client itself
+    (the SDK's RetryConfig, set by docket.client.connect)."""
+    return await fetch_facts(client, workflow_id, run_id)
 
 
 async def reconcile(

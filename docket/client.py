@@ -108,7 +108,7 @@ class AccessDenied(DocketError):
 
 
 # How long the SDK's core retries a call that failed in transport before it gives up (then
-# `_retrying` tries the call a few more times, for outages longer than one RPC's patience).
+# `retrying` tries the call a few more times, for outages longer than one RPC's patience).
 RPC_RETRY = RetryConfig(
     initial_interval_millis=200,
     multiplier=2.0,
@@ -276,12 +276,12 @@ async def submit(
 
     # Retrying is safe: a start whose answer was lost is found again (USE_EXISTING) and
     # recognised as ours by its submission id.
-    await _retrying(start, request_id)
+    await retrying(start, request_id)
     return await _attach(client, request_id, order_fingerprint, submission_id)
 
 
 async def _attach(client: Client, request_id: str, wanted: str, submission_id: str) -> Submitted:
-    description = await _retrying(client.get_workflow_handle(request_id).describe, request_id)
+    description = await retrying(client.get_workflow_handle(request_id).describe, request_id)
     memo = await description.memo()
     existing = memo.get("fingerprint")
     if existing != wanted:
@@ -341,7 +341,7 @@ async def send_signed(
         return receipt
 
     try:
-        return await _retrying(call, request_id, attempts=attempts)
+        return await retrying(call, request_id, attempts=attempts)
     except Unavailable as exc:
         raise Unavailable(
             f"{trigger} on {request_id}: {exc} after {attempts} tries "
@@ -386,23 +386,32 @@ def _rpc_error(exc: RPCError, request_id: str) -> DocketError:
 
 async def query(client: Client, request_id: str, name: str) -> Any:
     handle = client.get_workflow_handle(request_id)
-    return await _retrying(lambda: handle.query(name), request_id)
+    return await retrying(lambda: handle.query(name), request_id)
 
 
-async def _retrying(call: Callable[[], Awaitable[T]], request_id: str, *, attempts: int = 5) -> T:
-    """`call()`, retried with backoff while Temporal is unavailable, overloaded or slow to
-    answer (only for calls that are safe to repeat: Updates keep their id); other errors
-    become DocketErrors at once."""
+async def retrying(
+    call: Callable[[], Awaitable[T]],
+    request_id: str = "",
+    *,
+    attempts: int = 5,
+    max_delay: float = 5.0,
+) -> T:
+    """`call()`, tried again with backoff while Temporal does not answer (`Unavailable`: the
+    SDK's own RetryConfig has already retried each RPC for a while; this covers longer
+    outages, and Update time-outs, which it does not retry). Only for calls that are safe to
+    repeat (an Update keeps its id). Every other error becomes its DocketError at once."""
     for attempt in range(1, attempts + 1):
         try:
             return await call()
+        except Unavailable as exc:  # a call that already translated (send_command, submit)
+            error: DocketError = exc
         except WorkflowUpdateRPCTimeoutOrCancelledError:
-            error: DocketError = Unavailable("no answer in time")
+            error = Unavailable("no answer in time")
         except RPCError as exc:
             error = _rpc_error(exc, request_id)
         if not isinstance(error, Unavailable) or attempt == attempts:
             raise error
-        await asyncio.sleep(min(0.2 * 2**attempt, 5.0))
+        await asyncio.sleep(min(0.2 * 2**attempt, max_delay))
     raise AssertionError("unreachable")
 
 

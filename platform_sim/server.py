@@ -39,6 +39,7 @@ import orjson
 import structlog
 from pydantic import BaseModel, ValidationError
 
+from docket.logs import configure_logging
 from docket.platform_openapi import render as render_openapi
 from docket.platform_protocol import (
     CONTRACT_VERSION,
@@ -590,6 +591,7 @@ def main(argv: list[str] | None = None) -> int:
         "--no-response-signing", action="store_true", help="answer unsigned (contract 1.0)"
     )
     args = parser.parse_args(argv)
+    configure_logging()  # the same format as the worker's (docket.logs)
 
     platforms = args.platform or ["facebook", "youtube", "tiktok"]
     scenarios: dict[str, PlatformScenario] = {}

@@ -52,7 +52,6 @@ if str(ROOT) not in sys.path:  # run as a script: the project's packages live at
 import orjson  # noqa: E402
 from temporalio.api.enums.v1 import EventType  # noqa: E402
 from temporalio.client import Client  # noqa: E402
-from temporalio.service import RPCError  # noqa: E402
 
 from audit.entry import AuditAnchor  # noqa: E402
 from audit.reconcile import local_audit_writes  # noqa: E402
@@ -492,16 +491,19 @@ class Drill:
             self.inflight.pop((rid, action), None)
 
     async def _retry(self, call: Callable[[], Awaitable[T]], attempts: int = 120) -> T:
-        """Retry through worker kills and the server restart (Unavailable, RPC errors)."""
-        last: Exception | None = None
-        for attempt in range(attempts):
-            try:
-                return await call()
-            except (docket.Unavailable, RPCError) as exc:
-                last = exc
+        """Through worker kills and the server restart: the client's one retry helper, with
+        the patience of a drill (minutes, not seconds)."""
+
+        async def counted() -> T:
             self.report.command_retries += 1
-            await asyncio.sleep(min(0.5 * (attempt + 1), 3.0))
-        raise RuntimeError(f"gave up after {attempts} attempts: {last}")
+            return await call()
+
+        try:
+            result = await docket.retrying(counted, attempts=attempts, max_delay=3.0)
+        except docket.Unavailable as exc:
+            raise RuntimeError(f"gave up after {attempts} attempts: {exc}") from None
+        self.report.command_retries -= 1  # the call that succeeded was not a retry
+        return result
 
     async def _open_states(self) -> dict[str, str]:
         out = {}
