@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -100,6 +101,42 @@ def test_worker_names_a_broken_trust_file(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert str(broken) in proc.stderr
+
+
+def test_worker_waits_for_an_unreachable_server_and_stops_cleanly(tmp_path: Path) -> None:
+    """A worker started before Temporal is up does not crash-loop: it logs, waits with
+    backoff, and still stops at once (exit 0) when told to."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKET_")}
+    env.update(
+        TEMPORAL_ADDRESS="127.0.0.1:1",  # nothing listens on port 1
+        DOCKET_TRUST_FILE=str(identities().trust_file),
+        DOCKET_AUDIT_DIR=str(tmp_path / "audit"),
+        DOCKET_LOG_FORMAT="json",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "worker.py"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        waits: list[str] = []
+        for line in proc.stdout:  # the first two warnings: it retried, and is still alive
+            if "temporal unreachable; retrying" in line:
+                waits.append(line)
+                if len(waits) == 2:
+                    break
+        assert len(waits) == 2, "the worker stopped instead of waiting"
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def test_secrets_come_from_the_environment_only() -> None:
