@@ -114,6 +114,12 @@ CLOCK_FROM_HISTORY_PATCH = "audit-clock-from-history"
 # A deadline already due when the main loop waits still goes through a timer (this short), so it
 # fires in an activation whose time history holds, never in the local write's activation.
 DUE_DEADLINE_WAIT = timedelta(milliseconds=1)
+# From this change on, a command waits for the main loop behind a timer, not a local activity:
+# a local activity's result may reach the workflow a task late live (a query was answered while
+# it ran) but not on replay, which then ran the command first (a nondeterminism error). Timers
+# fire where history says. Running workflows started before keep the local activity.
+COMMAND_BARRIER_TIMER_PATCH = "command-barrier-timer"
+COMMAND_BARRIER_WAIT = timedelta(milliseconds=1)
 
 POLL_BACKOFF_DOUBLINGS = 6
 POLL_BACKOFF_CAP = timedelta(hours=1)
@@ -152,6 +158,7 @@ class AuthorityRequest:
         self._decided_at: datetime | None = None
         self._local_audit = False  # set by the patch check at the start of `run`
         self._clock_from_history = False  # likewise
+        self._barrier_timer = False  # likewise
         self._published: dict[str, Any] = {}  # search attribute values last upserted
         # What can wake the main loop while it waits: "commands" (only a command can),
         # "anything" (an activity result or a timer too); None while it handles what it got.
@@ -197,6 +204,7 @@ class AuthorityRequest:
         self._local_audit = workflow.patched(LOCAL_AUDIT_PATCH)
         self._clock_from_history = self._local_audit and workflow.patched(CLOCK_FROM_HISTORY_PATCH)
         self._legacy = not workflow.patched(TRUST_BOUNDARY_PATCH)
+        self._barrier_timer = workflow.patched(COMMAND_BARRIER_TIMER_PATCH)
         signature: Signature | None = None
         if self._legacy:
             request = self._legacy_input(start)
@@ -562,16 +570,20 @@ class AuthorityRequest:
         (the worker died before completing it) must be planned again identically, at the same
         sequence number, even if a command arrived in between. So, unless only a command can
         wake the main loop (no activity or timer pending: nothing in this task can move it),
-        a handler first waits for a no-op local activity, whose result comes in a later
-        activation, after the main loop has taken this activation's results, and then until
-        the main loop waits again."""
+        a handler first waits for a 1 ms timer, which fires in a later workflow task, after
+        the main loop has taken this task's results, and then until the main loop waits again.
+        (Before `COMMAND_BARRIER_TIMER_PATCH`, a no-op local activity: its result could come a
+        task later live than on replay, so replay could run the command first.)"""
         if self._main_loop_wakes_for == "commands":
             return
-        await workflow.execute_local_activity_method(
-            AuditActivities.order_barrier,
-            start_to_close_timeout=timedelta(seconds=10),
-            summary="let the main loop record first",
-        )
+        if self._barrier_timer:
+            await workflow.sleep(COMMAND_BARRIER_WAIT, summary="let the main loop record first")
+        else:
+            await workflow.execute_local_activity_method(
+                AuditActivities.order_barrier,
+                start_to_close_timeout=timedelta(seconds=10),
+                summary="let the main loop record first",
+            )
         await workflow.wait_condition(lambda: self._main_loop_wakes_for is not None)
 
     def _validator(self, trigger: str) -> Callable[..., None]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -37,9 +38,12 @@ from docket_harness import (
     signer,
     wait_for,
 )
-from temporalio import activity
+from temporalio import activity, workflow
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowHistory
 from temporalio.worker import (
     HandleQueryInput,
+    HandleUpdateInput,
     Interceptor,
     Worker,
     WorkflowInboundInterceptor,
@@ -53,7 +57,7 @@ from audit.writer import AuditWriter
 from docket import client as docket
 from docket import temporal_names as names
 from docket.client import signed_submission
-from docket.models import Approve
+from docket.models import Approve, Withdraw
 from docket.validation import workflow_id_for
 from docket.worker_setup import workflow_runner
 from workflows import AuthorityRequest
@@ -151,3 +155,163 @@ async def test_local_writes_handed_over_late_replay_entry_for_entry(
     logged = audit_entries(tmp_path, rid)
     assert [e["hash"] for e in timeline] == [e["hash"] for e in logged]
     assert timeline[-1]["hash"] == result.audit_head
+
+
+class CommandRace:
+    """Test-only choreography of the race (faults no real part produces on demand): a poll is
+    in flight when a command arrives and answers once the command's handler waits for the
+    main loop; a query is being answered as the old barrier (a local activity) ends."""
+
+    def __init__(self) -> None:
+        self.poll_waiting = asyncio.Event()
+        self.handler_started = threading.Event()
+        self.query_running = threading.Event()
+
+
+RACE = CommandRace()
+
+
+class _RaceInbound(WorkflowInboundInterceptor):
+    async def handle_query(self, input: HandleQueryInput) -> Any:
+        RACE.query_running.set()
+        try:
+            time.sleep(QUERY_TIME)  # holds the workflow's thread, as a busy worker would
+            return await super().handle_query(input)
+        finally:
+            RACE.query_running.clear()
+
+    async def handle_update_handler(self, input: HandleUpdateInput) -> Any:
+        if input.update == "withdraw" and not workflow.unsafe.is_replaying():
+            RACE.handler_started.set()
+        return await super().handle_update_handler(input)
+
+
+class RaceInterceptor(Interceptor):
+    def workflow_interceptor_class(
+        self, input: WorkflowInterceptorClassInput
+    ) -> type[WorkflowInboundInterceptor] | None:
+        return _RaceInbound
+
+
+class RaceBarrier(AuditActivities):
+    @activity.defn(name="audit_order_barrier")
+    async def order_barrier(self) -> None:
+        for _ in range(200):  # ends once a query is being answered (at most 2 s)
+            if RACE.query_running.is_set():
+                break
+            await asyncio.sleep(0.01)
+
+
+class RacePolls(PlatformActivities):
+    @activity.defn(name="poll_platform")
+    async def poll_platform(self, platform: str, ticket: str) -> Any:
+        RACE.poll_waiting.set()
+        for _ in range(500):  # answers once the command waits for the main loop (at most 5 s)
+            if RACE.handler_started.is_set():
+                break
+            await asyncio.sleep(0.01)
+        return await super().poll_platform(platform, ticket)
+
+
+async def test_a_command_sent_while_a_poll_is_in_flight_replays_in_the_same_order(
+    dev_stack: Stack, tmp_path: Path
+) -> None:
+    """A command that arrives while the main loop waits for a poll waits for the main loop to
+    record what the poll brought. Whatever waits in between must hand over in the same task
+    live and on replay; a local activity did not (its result could come a task late when a
+    query was answered meanwhile), so replay ran the command first: a nondeterminism error on
+    every later replay (a `timeline` query, a worker restart), the request wedged. Now it is
+    a timer, which history orders."""
+    client = dev_stack.client
+    platforms = RacePolls(endpoints(dev_stack.sim, dev_stack.reference, dev_stack.worker_secrets))
+    writer = AuditWriter(tmp_path)
+    worker = Worker(
+        client,
+        task_queue=QUEUE,
+        workflows=[AuthorityRequest],
+        activities=[
+            *RaceBarrier(writer).activities(),
+            *platforms.activities(),
+            *DeploymentActivities(
+                lambda: dev_stack.reference, lambda: identities().trust, client=client
+            ).activities(),
+        ],
+        workflow_runner=workflow_runner(sandboxed=True),
+        interceptors=[RaceInterceptor()],
+    )
+
+    async def attempt() -> tuple[str, WorkflowHistory, list[dict[str, Any]]]:
+        """One request, withdrawn about when a poll is in flight (about half the time)."""
+        global RACE
+        RACE = CommandRace()
+        order = make_order(
+            dev_stack.sim,
+            f"ORDER-{secrets.token_hex(4)}",
+            ["ignore--a"],  # never acknowledged: the main loop keeps polling
+            reference=dev_stack.reference,
+        )
+        rid = workflow_id_for(order.authority, order.reference)
+        request = signed_submission(order, signer(order.officer)).model_dump()
+        stop = asyncio.Event()
+
+        async def query_non_stop() -> None:
+            while not stop.is_set():
+                with contextlib.suppress(docket.DocketError):
+                    await docket.status(client, rid)
+                await asyncio.sleep(0.005)
+
+        await client.start_workflow(names.WORKFLOW_NAME, request, id=rid, task_queue=QUEUE)
+        await wait_for(client, rid, state="pending_approval")
+        await issue(client, rid, Approve(actor=actor("tran.thi.binh"), reason="Checked"))
+        await wait_for(client, rid, state="awaiting_ack")
+        queries = [asyncio.create_task(query_non_stop()) for _ in range(3)]
+        try:
+            # The old barrier failed most often when the command came in just as a poll was
+            # scheduled, a timing no hook controls: this lands there about half the time.
+            await asyncio.sleep(0.5)
+            await issue(client, rid, Withdraw(actor=actor("tran.thi.binh"), reason="Resolved"))
+            await wait_for(client, rid, state="closed", timeout=120)
+        finally:
+            stop.set()
+            await asyncio.gather(*queries)
+        history = await client.get_workflow_handle(rid).fetch_history()
+        timeline = await docket.timeline(client, rid)  # the worker replays the closed run
+        return rid, history, timeline
+
+    raced: list[tuple[str, WorkflowHistory, list[dict[str, Any]]]] = []
+    try:
+        async with worker:
+            for _ in range(8):  # until one command raced a poll (P(none in 8) < 0.1 %)
+                rid, history, timeline = await attempt()
+                if withdraw_arrived_during_a_poll(history):
+                    raced.append((rid, history, timeline))
+                    break
+    finally:
+        await platforms.aclose()
+        writer.close()
+
+    assert raced, "no command raced a poll: the test proved nothing"
+    rid, history, timeline = raced[0]
+    check = await check_replay(history)
+    assert check.problems == []
+    logged = audit_entries(tmp_path, rid)
+    assert [e["hash"] for e in timeline] == [e["hash"] for e in logged]
+
+
+def withdraw_arrived_during_a_poll(history: WorkflowHistory) -> bool:
+    """Whether the withdraw was accepted between a poll's scheduling and its completion."""
+    polls_in_flight: set[int] = set()
+    for event in history.events:
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            attributes = event.activity_task_scheduled_event_attributes
+            if attributes.activity_type.name == "poll_platform":
+                polls_in_flight.add(event.event_id)
+        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+            polls_in_flight.discard(
+                event.activity_task_completed_event_attributes.scheduled_event_id
+            )
+        elif event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
+            accepted = event.workflow_execution_update_accepted_event_attributes
+            if accepted.accepted_request.input.name == "withdraw":
+                return bool(polls_in_flight)
+    return False
