@@ -30,6 +30,7 @@ from temporalio.client import (
     WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowHandle,
+    WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
@@ -99,6 +100,13 @@ class Unavailable(DocketError):
     is known to have happened, and sending the same command again is safe."""
 
     exit_code = 5
+
+
+class QueryFailed(DocketError):
+    """The worker could not answer a query about the request (it could not replay it, or the
+    query raised): nothing about the request changed."""
+
+    exit_code = 7
 
 
 class AccessDenied(DocketError):
@@ -386,7 +394,15 @@ def _rpc_error(exc: RPCError, request_id: str) -> DocketError:
 
 async def query(client: Client, request_id: str, name: str) -> Any:
     handle = client.get_workflow_handle(request_id)
-    return await retrying(lambda: handle.query(name), request_id)
+    try:
+        return await retrying(lambda: handle.query(name), request_id)
+    except WorkflowQueryFailedError as exc:
+        # the worker could not answer (e.g. it cannot replay the request): an operator's
+        # problem, named as such, not a traceback
+        raise QueryFailed(
+            f"{request_id}: the worker could not answer {name!r}: {exc}; see the workflow in "
+            "the Temporal UI and docs/operations.md"
+        ) from None
 
 
 async def retrying(

@@ -8,7 +8,7 @@ an Update that got no answer in time) is `Unavailable`, tried again with backoff
 from __future__ import annotations
 
 import pytest
-from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
+from temporalio.client import WorkflowQueryFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.service import RPCError, RPCStatusCode
 
 from docket import client as docket
@@ -18,6 +18,7 @@ from docket.client import (
     CommandRefused,
     DocketError,
     NotFound,
+    QueryFailed,
     SubmissionConflict,
     Unavailable,
     _rpc_error,
@@ -120,3 +121,17 @@ async def test_a_definite_answer_is_not_tried_again(status: RPCStatusCode) -> No
         await docket.retrying(call, "CASE-1", attempts=5, max_delay=0.01)
     assert not isinstance(raised.value, Unavailable)
     assert call.calls == 1
+
+
+async def test_a_query_the_worker_cannot_answer_is_named_not_a_traceback() -> None:
+    class Handle:
+        async def query(self, name: str) -> None:
+            raise WorkflowQueryFailedError("[TMPRL1100] Nondeterminism error: ...")
+
+    class FakeClient:
+        def get_workflow_handle(self, request_id: str) -> Handle:
+            return Handle()
+
+    with pytest.raises(QueryFailed, match=r"could not answer 'status'.*Nondeterminism") as raised:
+        await docket.query(FakeClient(), "CASE-9", "status")  # type: ignore[arg-type]
+    assert raised.value.exit_code == 7
