@@ -689,8 +689,13 @@ async def workflow_task_failures(client: Client, ids: Iterable[str] | None = Non
     `id (event): cause: message`, except those of workflows declared with
     `expect_workflow_task_failure`. Run at the end of a session: Docket promises that no
     workflow task ever fails because of data."""
-    from temporalio.api.enums.v1 import EventType
+    from temporalio.api.enums.v1 import EventType, WorkflowTaskFailedCause
 
+    # Terminating a run while one of its workflow tasks is in flight makes the server record
+    # that task as failed (FORCE_CLOSE_COMMAND) just before the termination: an operator's
+    # act, not a failure on data.
+    force_closed = WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_FORCE_CLOSE_COMMAND
+    terminated = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED
     if ids is None:
         ids = [execution.id async for execution in client.list_workflows()]
     found: list[str] = []
@@ -698,10 +703,14 @@ async def workflow_task_failures(client: Client, ids: Iterable[str] | None = Non
         if workflow_id in EXPECTED_TASK_FAILURES:
             continue
         history = await client.get_workflow_handle(workflow_id).fetch_history()
-        for event in history.events:
+        events = list(history.events)
+        for index, event in enumerate(events):
             if event.event_type != EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED:
                 continue
             attrs = event.workflow_task_failed_event_attributes
+            following = events[index + 1].event_type if index + 1 < len(events) else None
+            if attrs.cause == force_closed and following == terminated:
+                continue
             message = attrs.failure.message.splitlines()[0] if attrs.failure.message else ""
             found.append(f"{workflow_id} (event {event.event_id}): {attrs.cause}: {message}")
     return found
