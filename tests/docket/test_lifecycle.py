@@ -478,6 +478,7 @@ def _snapshot(case: Case) -> tuple[Any, ...]:
     return (copy.deepcopy(case.facts), case.state, case.outcome, case.chain, len(case.timeline))
 
 
+@pytest.mark.slow
 @settings(
     max_examples=250,
     deadline=None,

@@ -92,6 +92,7 @@ CHECKS = [
 ]
 
 
+@pytest.mark.slow
 @schema.parametrize()
 @settings(
     max_examples=40,
