@@ -147,7 +147,7 @@ async def target(
 
 
 @settings(
-    max_examples=80,
+    max_examples=40,  # each a real Update on the dev server (80 before)
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
