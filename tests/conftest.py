@@ -70,12 +70,19 @@ settings.load_profile(
 SERVER_FIXTURES = frozenset({"dev_env", "ts_env", "bare_client", "ui_url"})
 
 
+def expected_seconds(item: pytest.Item) -> float:
+    """What a `slow(seconds)` mark says the test (or its file) takes; 0 when unmarked."""
+    marker = item.get_closest_marker("slow")
+    return float(marker.args[0]) if marker is not None and marker.args else 0.0
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Every test that needs a Temporal server carries `pytest.mark.integration`, so that
     `-m "not integration"` runs without one: a test that lacks it fails the collection.
-    Tests marked `slow` go first: spread over parallel processes (pytest-xdist), the long
-    waits then overlap the short tests instead of trailing after them."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable
+    Tests marked `slow(seconds)` go first, the longest first: spread over parallel processes
+    (pytest-xdist, which keeps this order), the long waits then overlap the short tests
+    instead of trailing after them."""
+    items.sort(key=lambda item: -expected_seconds(item))  # stable: the rest keep their order
     unmarked = sorted(
         item.nodeid
         for item in items

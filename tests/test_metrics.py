@@ -72,7 +72,7 @@ from docket.settings import SettingsError, WorkerSettings, metrics_address
 from platform_sim.server import PlatformSimulator
 from platform_sim.testing import sample_order
 
-pytestmark = pytest.mark.slow  # the lifecycle fixture `observed`
+pytestmark = pytest.mark.slow(20)  # the lifecycle fixture `observed`
 
 ROOT = Path(__file__).resolve().parent.parent
 SHORT_POLICY = "TEST-METRICS"  # two seconds to respond, two after the second notice

@@ -35,7 +35,7 @@ from activities.audit import AuditActivities
 from audit.reconcile import fetch_facts, reconcile
 from audit.verify import VerifyResult, verify_paths
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow(40)]
 
 
 @pytest.fixture(autouse=True, scope="module")

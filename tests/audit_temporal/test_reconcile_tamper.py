@@ -25,7 +25,7 @@ from audit.reconcile import ReconcileResult, reconcile
 from audit.verify import verify_paths
 from audit.writer import render_line
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow(30)]
 
 
 def copy_log(run: KilledRun, tmp_path: Path) -> Path:

@@ -478,7 +478,7 @@ def _snapshot(case: Case) -> tuple[Any, ...]:
     return (copy.deepcopy(case.facts), case.state, case.outcome, case.chain, len(case.timeline))
 
 
-@pytest.mark.slow
+@pytest.mark.slow(10)
 @settings(
     max_examples=100,  # sequences of up to 60 steps over 3 policies (250 before: 2.5x the CPU)
     deadline=None,

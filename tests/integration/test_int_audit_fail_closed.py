@@ -25,7 +25,7 @@ from docket.client import signed_submission
 from docket.models import Approve
 from docket.validation import workflow_id_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow(20)]
 
 
 class FullDisk:

@@ -61,7 +61,7 @@ from workflows import AuthorityRequest
 
 QUEUE = "replay-determinism-test"
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow(12)]
 QUERY_TIME = 0.3  # seconds the worker takes to answer a query: far longer than a local write
 WRITE_TIME = 0.02  # seconds a local write takes (a slow disk): a query may start meanwhile
 

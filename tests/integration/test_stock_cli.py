@@ -50,7 +50,7 @@ from docket import temporal_names as names
 from docket.devserver import find_binary
 from docket.validation import InvalidRequest, validate_order, workflow_id_for
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow(35)]
 
 ROOT = Path(__file__).resolve().parents[2]
 ORDER_FILE = ROOT / "examples" / "other" / "mst-tiktok-2025.json"

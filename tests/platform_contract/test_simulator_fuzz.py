@@ -107,7 +107,7 @@ CHECKS = [
 ]
 
 
-@pytest.mark.slow
+@pytest.mark.slow(20)
 @schema.parametrize()
 @settings(
     max_examples=20,  # per operation, after its coverage and explicit examples (40 before)

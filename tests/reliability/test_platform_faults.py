@@ -47,7 +47,7 @@ from docket.models import Order, RetryDelivery, Withdraw
 from docket.reference import default_reference
 from platform_sim.server import PlatformSimulator
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow(30)]
 
 DELIVERED = ("awaiting_ack", "acknowledged", "verifying", "monitoring")
 FORWARDED = ("x-docket-timestamp", "x-docket-signature", "idempotency-key", "content-type")
