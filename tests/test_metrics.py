@@ -48,6 +48,7 @@ from docket_harness import (
     fast_reference,
     identities,
     liar,
+    running_worker,
 )
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
@@ -64,13 +65,14 @@ from audit.reader import iter_entries
 from audit.writer import AuditWriter
 from docket import client as docket
 from docket import metrics
-from docket import worker_setup as docket_worker
 from docket.devserver import free_port
 from docket.models import Escalate
 from docket.reference import ReferenceData
 from docket.settings import SettingsError, WorkerSettings, metrics_address
 from platform_sim.server import PlatformSimulator
 from platform_sim.testing import sample_order
+
+pytestmark = pytest.mark.slow(20)  # the lifecycle fixture `observed`
 
 ROOT = Path(__file__).resolve().parent.parent
 SHORT_POLICY = "TEST-METRICS"  # two seconds to respond, two after the second notice
@@ -213,45 +215,38 @@ async def observed(
         env.setenv("DOCKET_TASK_QUEUE", queue)  # docket.client.submit starts requests on it
         client = await docket.connect(identity="docket-metrics-test", runtime=runtime)
         fsync = FsyncFailsOnce()
-        writer = AuditWriter(audit_dir, fsync=fsync)
-        platforms = PlatformActivities(endpoints(simulator, reference, worker_secrets))
-        worker = docket_worker.build_worker(
+        worker = running_worker(
             client,
-            platforms=platforms,
-            writer=writer,
-            reference=lambda: reference,
-            trust=lambda: identities().trust,
+            endpoints(simulator, reference, worker_secrets),
+            AuditWriter(audit_dir, fsync=fsync),
             task_queue=queue,
-            audit=FailOnceAfterWrite(writer),
+            reference=reference,
+            audit_activities=FailOnceAfterWrite,
         )
         failing_id = f"metrics-task-failure-{uuid.uuid4().hex[:8]}"
         expect_workflow_task_failure(failing_id, "tests/test_metrics: the SDK counts it")
         failing = Worker(client, task_queue=f"{queue}-failing", workflows=[FailingTask])
         stack = Stack(client, simulator, reference, audit_dir, sim_secrets, worker_secrets)
         driver = Driver(stack, uuid.uuid4().hex[:6])
-        try:
-            async with worker, failing:
-                scenarios = {"comply": comply, "liar": liar, "ignored": ignored}
-                scenarios["delivery_failed"] = delivery_failed
-                lifecycle = asyncio.gather(*(s(driver) for s in scenarios.values()))
-                during: list[float] = []  # transitions counted, scraped while requests run
-                while not lifecycle.done():
-                    await asyncio.wait({lifecycle}, timeout=0.5)
-                    during.append(value(await scrape(address), "docket_transitions_total"))
-                done = await asyncio.wait_for(lifecycle, 180)
-                handle: WorkflowHandle[Any, Any] = await client.start_workflow(
-                    "MetricsTaskFailure", id=failing_id, task_queue=f"{queue}-failing"
-                )
+        async with worker, failing:
+            scenarios = {"comply": comply, "liar": liar, "ignored": ignored}
+            scenarios["delivery_failed"] = delivery_failed
+            lifecycle = asyncio.gather(*(s(driver) for s in scenarios.values()))
+            during: list[float] = []  # transitions counted, scraped while requests run
+            while not lifecycle.done():
+                await asyncio.wait({lifecycle}, timeout=0.5)
+                during.append(value(await scrape(address), "docket_transitions_total"))
+            done = await asyncio.wait_for(lifecycle, 180)
+            handle: WorkflowHandle[Any, Any] = await client.start_workflow(
+                "MetricsTaskFailure", id=failing_id, task_queue=f"{queue}-failing"
+            )
+            text = await scrape_text(address)
+            for _ in range(100):  # the first task fails at once; its count follows it
+                if value(parse(text), metrics.SDK_WORKFLOW_TASK_FAILURES):
+                    break
+                await asyncio.sleep(0.2)
                 text = await scrape_text(address)
-                for _ in range(100):  # the first task fails at once; its count follows it
-                    if value(parse(text), metrics.SDK_WORKFLOW_TASK_FAILURES):
-                        break
-                    await asyncio.sleep(0.2)
-                    text = await scrape_text(address)
-                await handle.terminate("tests/test_metrics: seen")
-        finally:
-            await platforms.aclose()
-            writer.close()
+            await handle.terminate("tests/test_metrics: seen")
     runs = dict(zip(scenarios, done, strict=True))
     entries = [e for run in runs.values() for e in audit_entries(audit_dir, run.rid)]
     rids = {run.rid for run in runs.values()}
@@ -662,6 +657,7 @@ def test_the_documented_rules_and_queries_are_valid(tmp_path: Path) -> None:
     assert "SUCCESS: 6 rules found" in checked.stdout
 
 
+@pytest.mark.integration
 @needs_promtool
 async def test_the_endpoint_passes_promtool_check_metrics(observed: Observed) -> None:
     checked = promtool("check", "metrics", stdin=observed.text)

@@ -8,16 +8,13 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-import pytest_asyncio
 from docket_harness import identities
-from temporalio.testing import WorkflowEnvironment
+from temporalio.client import Client
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
-from docket.devserver import find_binary
 from docket.reference import default_reference
 from docket.temporal_names import SEARCH_ATTRIBUTES
 from docket.worker_setup import (
@@ -33,38 +30,27 @@ from docket.worker_setup import (
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def bare_server() -> AsyncIterator[WorkflowEnvironment]:
-    """A dev server with none of Docket's search attributes registered."""
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=find_binary("temporal"), ui=False
-    )
-    try:
-        yield env
-    finally:
-        await env.shutdown()
-
-
-async def test_check_names_every_missing_attribute_and_the_fix(
-    bare_server: WorkflowEnvironment,
-) -> None:
+@pytest.mark.integration
+async def test_check_names_every_missing_attribute_and_the_fix(bare_client: Client) -> None:
+    """On a namespace without Docket's search attributes (a cluster nobody prepared)."""
     with pytest.raises(WorkerSetupError) as exc:
-        await check_search_attributes(bare_server.client)
+        await check_search_attributes(bare_client)
     message = str(exc.value)
     for key in SEARCH_ATTRIBUTES:
         assert key.name in message
     assert (
-        "temporal operator search-attribute create --namespace default "
+        f"temporal operator search-attribute create --namespace {bare_client.namespace} "
         "--name Categories --type KeywordList" in message
     )
 
 
-async def test_worker_process_exits_2_with_the_fix(bare_server: WorkflowEnvironment) -> None:
-    host = bare_server.client.service_client.config.target_host
+@pytest.mark.integration
+async def test_worker_process_exits_2_with_the_fix(bare_client: Client, tmp_path: Path) -> None:
     env = {
         **os.environ,
-        "TEMPORAL_ADDRESS": host,
-        "DOCKET_AUDIT_DIR": "/tmp/docket-test-noop",
+        "TEMPORAL_ADDRESS": bare_client.service_client.config.target_host,
+        "TEMPORAL_NAMESPACE": bare_client.namespace,
+        "DOCKET_AUDIT_DIR": str(tmp_path / "audit"),
         "DOCKET_TRUST_FILE": str(identities().trust_file),
     }
     proc = subprocess.run(

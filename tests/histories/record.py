@@ -36,14 +36,15 @@ from docket_harness import (  # noqa: E402
     Run,
     Stack,
     appeal,
-    build_worker,
     comply,
+    endpoints,
     fast_reference,
     ignore,
     liar,
     make_simulator,
     new_secrets,
     prompt,
+    running_worker,
     start_dev_env,
 )
 
@@ -65,15 +66,11 @@ async def record(out_dir: Path = HERE) -> list[Path]:
     try:
         with make_simulator(sim_secrets) as sim, tempfile.TemporaryDirectory() as tmp:
             audit_dir = Path(tmp)
-            worker, platforms, writer = build_worker(
-                env.client, sim, audit_dir, sim_secrets, reference
-            )
-            async with worker:
+            platforms = endpoints(sim, reference, sim_secrets)
+            async with running_worker(env.client, platforms, audit_dir, reference=reference):
                 stack = Stack(env.client, sim, reference, audit_dir, sim_secrets, sim_secrets)
                 driver = Driver(stack, "history")
                 runs: list[Run] = await asyncio.gather(*(f(driver) for f in PATHS.values()))
-            await platforms.aclose()
-            writer.close()
         for name, run in zip(PATHS, runs, strict=True):
             history = await env.client.get_workflow_handle(run.rid).fetch_history()
             target = out_dir / f"{name}.json"
