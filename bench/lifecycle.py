@@ -401,6 +401,7 @@ def tables(summaries: list[Summary], variants: tuple[str, ...]) -> list[Table]:
                     fmt(s.med(v, "worker_ms"), 1),
                     fmt(s.med(v, "server_ms"), 1),
                     fmt(s.med(v, "rss"), 0),
+                    fmt(s.med(v, "not_ready"), 1),
                     fmt(s.med(v, "failed"), 0),
                 ]
             )
@@ -416,6 +417,7 @@ def tables(summaries: list[Summary], variants: tuple[str, ...]) -> list[Table]:
             "worker CPU ms/lc",
             "server CPU ms/lc",
             "worker peak RSS MiB",
+            "approves refused not ready (per lc)",
             "failed",
         ],
         rows,
@@ -447,7 +449,8 @@ def tables(summaries: list[Summary], variants: tuple[str, ...]) -> list[Table]:
                 ]
             )
     ratios = Table(
-        "Docket / bare (target <= 1.3 for throughput and worker CPU; throughput as bare/docket)",
+        "Docket / bare (targets: worker CPU <= 1.3, server CPU <= 1.2, update p50 <= 2; "
+        "throughput as bare/docket)",
         [
             "store",
             "N",

@@ -97,11 +97,13 @@ def build(
         runner = SandboxedWorkflowRunner(restrictions=restrictions)
     cache = 1000 if max_cached is None else max_cached  # the SDK default is 1000
     if is_bare(variant):
+        # the same configuration activity as Docket's, without the look-up of earlier runs
+        config = DeploymentActivities(lambda: reference, lambda: trust)
         return Worker(
             client,
             task_queue=task_queue,
             workflows=[BareRequest],
-            activities=platforms.activities(),
+            activities=[*platforms.activities(), config.load_deployment],
             max_concurrent_activities=200,
             workflow_runner=runner,
             max_cached_workflows=cache,
@@ -113,7 +115,7 @@ def build(
     audit = (NoDiskAuditActivities if variant == "docket-no-disk-write" else AuditActivities)(
         writer
     )
-    deployment = DeploymentActivities(lambda: reference, lambda: trust)
+    deployment = DeploymentActivities(lambda: reference, lambda: trust, client=client)
     return Worker(
         client,
         task_queue=task_queue,
