@@ -431,6 +431,7 @@ def tables(summaries: list[Summary], variants: tuple[str, ...]) -> list[Table]:
             ("docket-regular-audit", "bare"),
             ("docket-no-audit-write", "bare"),
             ("docket-no-disk-write", "bare"),
+            ("docket-no-publish", "bare"),
         )
         if d in variants and b in variants
     ]

@@ -14,6 +14,7 @@ Prints READY once polling, runs until SIGTERM/SIGINT. Variants:
   docket-passthrough-all  experiment: the sandbox with_passthrough_all_modules()
   docket-no-audit-write   experiment: no audit write at all (what the writes cost)
   docket-no-disk-write    experiment: the local writes run but never touch the disk
+  docket-no-publish       experiment: no search attribute, memo or details update
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from audit.writer import AuditWriter
 from bench.bare import BareRequest
 from bench.experiments import (
     AuthorityRequestNoAuditWrite,
+    AuthorityRequestNoPublish,
     AuthorityRequestRegularAudit,
     NoDiskAuditActivities,
 )
@@ -57,6 +59,7 @@ VARIANTS = (
     "docket-passthrough-all",
     "docket-no-audit-write",
     "docket-no-disk-write",
+    "docket-no-publish",
 )
 
 
@@ -111,6 +114,7 @@ def build(
     workflow_class = {
         "docket-regular-audit": AuthorityRequestRegularAudit,
         "docket-no-audit-write": AuthorityRequestNoAuditWrite,
+        "docket-no-publish": AuthorityRequestNoPublish,
     }.get(variant, AuthorityRequest)
     audit = (NoDiskAuditActivities if variant == "docket-no-disk-write" else AuditActivities)(
         writer
