@@ -144,6 +144,7 @@ async def run(args: argparse.Namespace) -> int:
     writer = AuditWriter(Path(args.audit_dir))
     reference = bench_reference(timedelta(seconds=args.poll_seconds))
     trust = load_trust(bench_identities().trust_file)
+    docket_worker.remember_missing_modules()  # as build_worker does, for every variant
     worker = build(
         args.variant, client, platforms, writer, args.task_queue, args.max_cached, reference, trust
     )

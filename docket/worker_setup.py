@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.abc
 import importlib.machinery
+import importlib.util
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -191,6 +192,28 @@ def workflow_runner(
     return ContextFreeSandboxedRunner(restrictions=sandbox_restrictions())
 
 
+# Optional modules that libraries on the activity path look for on every call. httpcore asks
+# `import sniffio` several times per HTTP request (to tell trio from asyncio); when it is not
+# installed, each ask searches sys.path again (~30 us, ~130 asks per lifecycle, more under the
+# sandbox's import hook). Python's import system answers a name whose sys.modules entry is
+# None with ModuleNotFoundError at once, so a missing module is looked for once per process.
+OPTIONAL_MODULES = ("sniffio",)
+
+
+def remember_missing_modules(names: Sequence[str] = OPTIONAL_MODULES) -> list[str]:
+    """Record each of `names` that is not installed as absent (sys.modules[name] = None), so
+    that imports of it fail at once instead of searching sys.path each time; an installed
+    module is left alone. Returns the names recorded as absent."""
+    missing = []
+    for name in names:
+        if name in sys.modules:
+            continue
+        if importlib.util.find_spec(name) is None:
+            sys.modules[name] = None  # type: ignore[assignment]
+            missing.append(name)
+    return missing
+
+
 class WorkerSetupError(Exception):
     """The worker cannot start; the message says what to do."""
 
@@ -292,6 +315,7 @@ def build_worker(
     replayed from history when they wake). `sandboxed=False` saves ~25% worker CPU
     (docs/performance.md); determinism is then guarded by the replay tests alone. `audit`
     replaces the audit activities (tests inject faults through it)."""
+    remember_missing_modules()
     audit = audit or AuditActivities(writer)
     deployment = DeploymentActivities(reference, trust, trust_max_age=trust_max_age, client=client)
     return Worker(

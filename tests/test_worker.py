@@ -31,6 +31,7 @@ from docket.worker_setup import (
     WorkerSetupError,
     check_search_attributes,
     platform_endpoints,
+    remember_missing_modules,
     workflow_runner,
 )
 
@@ -183,3 +184,17 @@ def test_payload_contexts_are_skipped_only_when_nothing_uses_them() -> None:
     runner = workflow_runner(data_converter=with_codec)
     assert isinstance(runner, SandboxedWorkflowRunner)
     assert not isinstance(runner, ContextFreeSandboxedRunner)
+
+
+def test_a_missing_optional_module_is_looked_for_once() -> None:
+    """An absent module is recorded as absent (its import then fails at once, as before, but
+    without searching sys.path again); an installed one is left alone."""
+    absent = "docket_test_no_such_module"
+    try:
+        assert remember_missing_modules((absent, "json")) == [absent]
+        assert sys.modules[absent] is None
+        with pytest.raises(ModuleNotFoundError):
+            importlib.import_module(absent)
+        assert remember_missing_modules((absent,)) == []  # already recorded
+    finally:
+        sys.modules.pop(absent, None)
