@@ -21,7 +21,7 @@ import sys
 import time
 from typing import Any
 
-from bench import audit_bench, lifecycle, memory, updates
+from bench import audit_bench, lifecycle, memory, stack, updates
 from bench.common import VAR, Table, say
 
 SUITES = ("lifecycle", "audit", "memory", "updates")
@@ -71,7 +71,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         default="docket,bare",
         help="lifecycle variants: docket, bare, docket-unsandboxed, bare-unsandboxed,\n"
         "docket-regular-audit, docket-passthrough-all, docket-no-audit-write,\n"
-        "docket-no-disk-write (bench/worker_proc.py)",
+        "docket-no-disk-write, docket-no-publish (bench/worker_proc.py)",
     )
     parser.add_argument("--audit-entries", type=int, help="audit: log size for verify/report")
     parser.add_argument("--append-entries", type=int, help="audit: entries per append run")
@@ -79,6 +79,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--memory-budget", type=float, help="memory: seconds per size, at most")
     parser.add_argument("--max-cached", type=int, help="memory: worker max_cached_workflows")
     parser.add_argument("--updates-n", type=int, help="updates: concurrent approvals")
+    parser.add_argument(
+        "--server-config",
+        default="",
+        help="extra dynamic config for every dev server, e.g.\n"
+        "system.enableActivityEagerExecution=true (comma list)",
+    )
     parser.set_defaults(profile=None)
     args = parser.parse_args(argv)
     args.explicit_profile = args.profile is not None
@@ -97,6 +103,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 async def run(args: argparse.Namespace) -> list[Table]:
+    stack.EXTRA_DYNAMIC_CONFIG[:] = [c for c in args.server_config.split(",") if c]
     tables: list[Table] = []
     if "lifecycle" in args.suite:
         variants = tuple(args.variants.split(","))

@@ -3,16 +3,21 @@ reads secrets from the environment only; compiles each workflow module once per 
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 from docket_harness import identities
+from temporalio.api.common.v1 import Payload
 from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import PayloadCodec
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from docket.reference import default_reference
@@ -21,9 +26,11 @@ from docket.worker_setup import (
     WORKFLOW_PACKAGES,
     CompileOnceFinder,
     CompileOnceLoader,
+    ContextFreeSandboxedRunner,
     WorkerSetupError,
     check_search_attributes,
     platform_endpoints,
+    remember_missing_modules,
     workflow_runner,
 )
 
@@ -179,3 +186,39 @@ def test_the_sandboxed_runner_installs_one_finder_for_the_workflow_modules() -> 
     assert all(isinstance(r, SandboxedWorkflowRunner) for r in runners)
     finders = [f for f in sys.meta_path if isinstance(f, CompileOnceFinder)]
     assert [f.packages for f in finders].count(frozenset(WORKFLOW_PACKAGES)) == 1
+
+
+class _Codec(PayloadCodec):
+    async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        return list(payloads)
+
+    async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        return list(payloads)
+
+
+def test_payload_contexts_are_skipped_only_when_nothing_uses_them() -> None:
+    """Without a codec or external storage (Docket's converter) the sandboxed instances answer
+    the SDK's per-payload context questions themselves; with a codec, which may act per
+    activity, the SDK's own sandboxed runner asks the workflow as usual."""
+    assert isinstance(workflow_runner(), ContextFreeSandboxedRunner)
+    assert isinstance(
+        workflow_runner(data_converter=pydantic_data_converter), ContextFreeSandboxedRunner
+    )
+    with_codec = dataclasses.replace(pydantic_data_converter, payload_codec=_Codec())
+    runner = workflow_runner(data_converter=with_codec)
+    assert isinstance(runner, SandboxedWorkflowRunner)
+    assert not isinstance(runner, ContextFreeSandboxedRunner)
+
+
+def test_a_missing_optional_module_is_looked_for_once() -> None:
+    """An absent module is recorded as absent (its import then fails at once, as before, but
+    without searching sys.path again); an installed one is left alone."""
+    absent = "docket_test_no_such_module"
+    try:
+        assert remember_missing_modules((absent, "json")) == [absent]
+        assert sys.modules[absent] is None
+        with pytest.raises(ModuleNotFoundError):
+            importlib.import_module(absent)
+        assert remember_missing_modules((absent,)) == []  # already recorded
+    finally:
+        sys.modules.pop(absent, None)
