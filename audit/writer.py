@@ -20,7 +20,7 @@ import os
 import re
 import socket
 import threading
-from collections.abc import Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -126,20 +126,56 @@ class AuditWriter:
         """
         batch = list(entries)
         bodies = [_check_entry(entry) for entry in batch]
-        if not batch:
-            return
+        if batch:
+            self._write_durably([(batch, bodies, attempt)])
+
+    def append_batches(
+        self, batches: Sequence[tuple[Iterable[Mapping[str, Any]], int]]
+    ) -> list[Exception | None]:
+        """Group commit: write several batches (each with its attempt number) with one
+        ``os.write`` and one ``fsync``; for each batch, None once it is durable or the
+        exception ``append`` would have raised for it.
+
+        A malformed batch fails alone (ValueError; nothing of it is written) and the others are
+        written; a failed write or fsync fails every batch of the group (AuditWriteError: none
+        may be durable, each is retried whole, and readers drop the copies that were)."""
+        results: list[Exception | None] = [None] * len(batches)
+        checked = []
+        for index, (entries, attempt) in enumerate(batches):
+            batch = list(entries)
+            try:
+                bodies = [_check_entry(entry) for entry in batch]
+            except ValueError as exc:
+                results[index] = exc
+                continue
+            if batch:
+                checked.append((index, (batch, bodies, attempt)))
+        if checked:
+            try:
+                self._write_durably([group for _, group in checked])
+            except (AuditWriteError, ValueError) as exc:
+                for index, _ in checked:
+                    results[index] = exc
+        return results
+
+    def _write_durably(
+        self, groups: Sequence[tuple[Sequence[Mapping[str, Any]], Sequence[bytes], int]]
+    ) -> None:
+        """Render every entry of `groups` (entries, their canonical bodies, attempt) and write
+        them with one ``os.write`` (continued on short writes) and one ``fsync``, or raise."""
         with self._lock:
             fd, path = self._ensure_open()
             try:
-                for entry, body in zip(batch, bodies, strict=True):
-                    fields = {k: v for k, v in entry.items() if k not in ("message", "event")}
-                    self._log.info(
-                        entry["message"],
-                        _event=entry["event"],
-                        _attempt=attempt,
-                        _body=body,
-                        **fields,
-                    )
+                for batch, bodies, attempt in groups:
+                    for entry, body in zip(batch, bodies, strict=True):
+                        fields = {k: v for k, v in entry.items() if k not in ("message", "event")}
+                        self._log.info(
+                            entry["message"],
+                            _event=entry["event"],
+                            _attempt=attempt,
+                            _body=body,
+                            **fields,
+                        )
                 data = self._sink.drain()
             except Exception:
                 self._sink.pending.clear()

@@ -6,10 +6,14 @@
     ./run bench --suite audit --audit-entries 1000000
     ./run bench --suite memory --memory-sizes 100,2000,10000 --memory-budget 900
     ./run bench --suite updates --updates-n 2000
+    ./run bench --suite signing,metrics,checkpoint,signatures
 
 Suites: lifecycle (Docket vs a bare workflow of the same shape), audit (writer, verify,
 report), memory (worker RSS with open requests on timers), updates (failed Updates under
-load). Each run also writes its tables to var/bench/results-<time>.md.
+load), signing (signing and verifying one command), metrics (what metrics add to an audit
+write, a scrape), checkpoint (first and incremental checkpoints, proofs, bundles, verify
+--checkpoint), signatures (what `audit verify --trust` adds). Each run also writes its tables
+to var/bench/results-<time>.md.
 """
 
 from __future__ import annotations
@@ -21,10 +25,29 @@ import sys
 import time
 from typing import Any
 
-from bench import audit_bench, lifecycle, memory, updates
+from bench import (
+    audit_bench,
+    audit_signatures_bench,
+    checkpoint_bench,
+    lifecycle,
+    memory,
+    metrics_bench,
+    signing_bench,
+    stack,
+    updates,
+)
 from bench.common import VAR, Table, say
 
-SUITES = ("lifecycle", "audit", "memory", "updates")
+SUITES = (
+    "lifecycle",
+    "audit",
+    "memory",
+    "updates",
+    "signing",
+    "metrics",
+    "checkpoint",
+    "signatures",
+)
 PROFILES: dict[str, dict[str, Any]] = {
     "quick": {
         "n": [30],
@@ -35,6 +58,9 @@ PROFILES: dict[str, dict[str, Any]] = {
         "memory_sizes": [100],
         "memory_budget": 120.0,
         "updates_n": 100,
+        "micro_n": 500,
+        "checkpoint_entries": 50_000,
+        "signed_entries": 45_000,
     },
     "full": {
         "n": [100, 500],
@@ -45,6 +71,9 @@ PROFILES: dict[str, dict[str, Any]] = {
         "memory_sizes": [100, 2000, 10000],
         "memory_budget": 900.0,
         "updates_n": 2000,
+        "micro_n": 2000,
+        "checkpoint_entries": 1_000_000,
+        "signed_entries": 1_000_000,
     },
 }
 
@@ -71,7 +100,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         default="docket,bare",
         help="lifecycle variants: docket, bare, docket-unsandboxed, bare-unsandboxed,\n"
         "docket-regular-audit, docket-passthrough-all, docket-no-audit-write,\n"
-        "docket-no-disk-write (bench/worker_proc.py)",
+        "docket-no-disk-write, docket-no-publish (bench/worker_proc.py)",
     )
     parser.add_argument("--audit-entries", type=int, help="audit: log size for verify/report")
     parser.add_argument("--append-entries", type=int, help="audit: entries per append run")
@@ -79,6 +108,15 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--memory-budget", type=float, help="memory: seconds per size, at most")
     parser.add_argument("--max-cached", type=int, help="memory: worker max_cached_workflows")
     parser.add_argument("--updates-n", type=int, help="updates: concurrent approvals")
+    parser.add_argument("--micro-n", type=int, help="signing, metrics: runs per row")
+    parser.add_argument("--checkpoint-entries", type=int, help="checkpoint: log size")
+    parser.add_argument("--signed-entries", type=int, help="signatures: log size")
+    parser.add_argument(
+        "--server-config",
+        default="",
+        help="extra dynamic config for every dev server, e.g.\n"
+        "system.enableActivityEagerExecution=true (comma list)",
+    )
     parser.set_defaults(profile=None)
     args = parser.parse_args(argv)
     args.explicit_profile = args.profile is not None
@@ -97,6 +135,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 async def run(args: argparse.Namespace) -> list[Table]:
+    stack.EXTRA_DYNAMIC_CONFIG[:] = [c for c in args.server_config.split(",") if c]
     tables: list[Table] = []
     if "lifecycle" in args.suite:
         variants = tuple(args.variants.split(","))
@@ -108,6 +147,16 @@ async def run(args: argparse.Namespace) -> list[Table]:
         tables += await memory.run_suite(args.memory_sizes, args.memory_budget, args.max_cached)
     if "updates" in args.suite:
         tables += await updates.run_suite(args.updates_n)
+    if "signing" in args.suite:
+        tables += signing_bench.run_suite(args.micro_n)
+    if "metrics" in args.suite:
+        tables += metrics_bench.run_suite(args.micro_n)
+    if "checkpoint" in args.suite:
+        tables += checkpoint_bench.run_suite(args.checkpoint_entries, 1000)
+    if "signatures" in args.suite:
+        tables += audit_signatures_bench.run_suite(
+            args.signed_entries, args.rounds, min(args.signed_entries, 20_000)
+        )
     return tables
 
 

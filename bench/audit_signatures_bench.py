@@ -335,6 +335,14 @@ def bench_per_entry(directory: Path, n: int) -> Table:
     )
 
 
+def run_suite(entries: int, rounds: int, per_entry: int, serial: bool = False) -> list[Table]:
+    """What signatures add per entry (in process) and to `audit verify` on a log of
+    `entries` entries (the command line)."""
+    VAR.mkdir(parents=True, exist_ok=True)
+    directory = ensure_log(entries)
+    return [bench_per_entry(directory, per_entry), bench_cli(directory, rounds, serial)]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.audit_signatures_bench",
@@ -346,13 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-entry", type=int, default=20_000, help="entries for check_entry")
     parser.add_argument("--serial", action="store_true", help="also run with --jobs 1")
     args = parser.parse_args(argv)
-    VAR.mkdir(parents=True, exist_ok=True)
-    directory = ensure_log(args.entries)
-    tables = [
-        bench_per_entry(directory, args.per_entry),
-        bench_cli(directory, args.rounds, args.serial),
-    ]
-    for table in tables:
+    for table in run_suite(args.entries, args.rounds, args.per_entry, args.serial):
         say("")
         say(table.render())
     return 0

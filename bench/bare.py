@@ -1,11 +1,17 @@
 """The bare baseline: a plain Temporal workflow with Docket's shape but none of its machinery.
 
 Same Update (approve, with a validator that refuses until the baseline is captured), the same
-activity calls (the same HTTP calls to the simulator: baseline probes, deliver, polls until
-the platform has acknowledged and decided every item, verification probes, re-check probes)
-and the same timers (poll interval, re-checks, appeal window) as a Docket comply lifecycle,
-but no state machine, no audit entries (no audit-write activities), no search-attribute or
-details upserts, no receipts. The difference between the two is what Docket costs.
+activity calls (one configuration activity at start, then the same HTTP calls to the
+simulator: baseline probes, deliver, polls until the platform has acknowledged and decided
+every item, verification probes, re-check probes) and the same timers (poll interval,
+re-checks, appeal window) as a Docket comply lifecycle, but no state machine, no audit entries
+(no audit-write activities), no search-attribute or details upserts, no receipts, no signature
+checks. The difference between the two is what Docket costs.
+
+The configuration activity is Docket's own `load_deployment` (the operator's reference data
+and trust roots, the same payload), run without a client, so it does not look up earlier runs
+of the request id: any workflow that takes its settings from the deployment reads them once at
+start, while the look-up is Docket's own protection against a replayed submission.
 """
 
 from __future__ import annotations
@@ -21,7 +27,9 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.config import DeploymentActivities
     from activities.platform import PlatformActivities
+    from docket.intake import Deployment
     from docket.platform_protocol import OrderPayload, PlatformStatus
 
 WORKFLOW_NAME = "BareRequest"
@@ -52,9 +60,15 @@ class BareRequest:
         self.ready = False
         self.approved = False
         self.probes = 0
+        self.config: Deployment | None = None
 
     @workflow.run
     async def run(self, inp: BareInput) -> BareResult:
+        self.config = await workflow.execute_activity_method(
+            DeploymentActivities.load_deployment,
+            start_to_close_timeout=TIMEOUT,
+            retry_policy=RETRY,
+        )
         await self._probe(inp, inp.items, ["control"], baseline=True)
         self.ready = True
         await workflow.wait_condition(lambda: self.approved)

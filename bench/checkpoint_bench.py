@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import ROOT, VAR, rss_mib
+from bench.common import ROOT, VAR, Table, rss_mib, say
 
 TEMPLATE = ROOT / "bench" / "data" / "lifecycle_template.jsonl"
 
@@ -124,6 +124,50 @@ def _run_phase(work: Path, phase: str) -> dict[str, Any]:
     return result
 
 
+def run_suite(entries: int, new: int) -> list[Table]:
+    """The checkpoint phases on a log of `entries` entries, `new` appended before the
+    incremental checkpoint; one table (seconds and peak RSS of each phase)."""
+    from audit.note import generate_key
+
+    work = VAR / f"checkpoint-{entries}"
+    if not (work / "host-a").exists():
+        say(f"checkpoint: generating {entries:,} entries under {work} ...")
+        _generate(work, entries)
+    shutil.rmtree(work / "state", ignore_errors=True)
+    for f in (work / "host-b").glob("segment-host-b-2-*"):
+        f.unlink()
+    (work / "log.key").write_text(generate_key("bench.docket/audit").encode())
+    os.chmod(work / "log.key", 0o600)
+    log_bytes = sum(
+        f.stat().st_size for d in ("host-a", "host-b") for f in (work / d).glob("*.jsonl")
+    )
+    rows: list[tuple[str, dict[str, Any]]] = []
+    first = _run_phase(work, "checkpoint")
+    rows.append((f"first checkpoint, {first['new']:,} entries", first))
+    _append(work, new, 10**9)
+    inc = _run_phase(work, "checkpoint")
+    rows.append((f"incremental checkpoint, +{inc['new']:,} entries", inc))
+    proofs = _run_phase(work, "proofs")
+    rows.append(("1000 inclusion + 3 consistency proofs", proofs))
+    bundle = _run_phase(work, "bundle")
+    rows.append((f"prove one request ({bundle['entries']} entries, scans the log)", bundle))
+    verify = _run_phase(work, "verify")
+    rows.append((f"verify --checkpoint ({verify['checked']:,} entries)", verify))
+    tree = sum(f.stat().st_size for f in (work / "state" / "tree").iterdir())
+    title = (
+        f"checkpoints: {entries:,} entries, {log_bytes / 2**20:,.0f} MiB in 2 segments; tree "
+        f"files {tree / 2**20:,.1f} MiB; inclusion proof {proofs['inclusion_ms_each']:.3f} ms, "
+        f"consistency proof {proofs['consistency_ms_each']:.3f} ms each"
+    )
+    return [
+        Table(
+            title,
+            ["phase (a fresh process each)", "seconds", "peak RSS MiB"],
+            [[name, f"{r['seconds']:.3f}", f"{r['peak_rss_mib']:.1f}"] for name, r in rows],
+        )
+    ]
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m bench.checkpoint_bench", description=__doc__)
     p.add_argument("--entries", type=int, default=1_000_000)
@@ -134,46 +178,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.phase:
         print(json.dumps(_phase(args)))
         return
-    from audit.note import generate_key
-
-    work = VAR / f"checkpoint-{args.entries}"
-    log_bytes = 0
-    if not (work / "host-a").exists():
-        print(f"generating {args.entries} entries under {work} ...", file=sys.stderr)
-        _generate(work, args.entries)
-    shutil.rmtree(work / "state", ignore_errors=True)
-    for f in (work / "host-b").glob("segment-host-b-2-*"):
-        f.unlink()
-    (work / "log.key").write_text(generate_key("bench.docket/audit").encode())
-    os.chmod(work / "log.key", 0o600)
-    for d in ("host-a", "host-b"):
-        log_bytes += sum(f.stat().st_size for f in (work / d).glob("*.jsonl"))
-    rows = []
-    first = _run_phase(work, "checkpoint")
-    rows.append((f"first checkpoint, {first['new']:,} entries", first))
-    _append(work, args.new, 10**9)
-    inc = _run_phase(work, "checkpoint")
-    rows.append((f"incremental checkpoint, +{inc['new']:,} entries", inc))
-    proofs = _run_phase(work, "proofs")
-    rows.append(("1000 inclusion + 3 consistency proofs", proofs))
-    bundle = _run_phase(work, "bundle")
-    rows.append((f"prove one request ({bundle['entries']} entries, scans the log)", bundle))
-    verify = _run_phase(work, "verify")
-    rows.append((f"verify --checkpoint ({verify['checked']:,} entries)", verify))
-    tree = sum(f.stat().st_size for f in (work / "state" / "tree").iterdir())
-    print(
-        f"\nlog: {args.entries:,} entries, {log_bytes / 2**20:,.0f} MiB in 2 segments; "
-        f"tree files {tree / 2**20:,.1f} MiB; Python {sys.version.split()[0]}, "
-        f"{os.cpu_count()} CPUs\n"
-    )
-    print(f"| {'phase':<58} | {'seconds':>8} | {'peak RSS MiB':>12} |")
-    print(f"|{'-' * 60}|{'-' * 10}:|{'-' * 14}:|")
-    for name, r in rows:
-        print(f"| {name:<58} | {r['seconds']:>8.3f} | {r['peak_rss_mib']:>12.1f} |")
-    print(
-        f"\ninclusion proof: {proofs['inclusion_ms_each']:.3f} ms each; "
-        f"consistency proof: {proofs['consistency_ms_each']:.3f} ms each"
-    )
+    for table in run_suite(args.entries, args.new):
+        say(table.render())
 
 
 if __name__ == "__main__":

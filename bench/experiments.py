@@ -6,6 +6,8 @@
 - `AuthorityRequestNoAuditWrite` (`docket-no-audit-write`): the shipped workflow with no audit
   write at all, so the difference to `docket` is what the writes cost (activities, workflow
   activations, the writer), and the difference to `bare` is everything else Docket does.
+- `AuthorityRequestNoPublish` (`docket-no-publish`): no search attribute, memo or details
+  update per transition: what Docket's visibility costs the server and the worker.
 - `NoDiskAuditActivities` (`docket-no-disk-write`): the shipped workflow and its local
   activities, but the activity returns without touching the log: the writer's own share.
 
@@ -23,19 +25,19 @@ from temporalio import activity, workflow
 with workflow.unsafe.imports_passed_through():
     from activities.audit import AuditActivities
     from docket import temporal_names as names
-    from docket.case import RequestInput, RequestResult
+    from docket.case import RequestResult
     from workflows.authority_request import AuthorityRequest
 
 
 @workflow.defn(name=names.WORKFLOW_NAME)
 class AuthorityRequestRegularAudit(AuthorityRequest):
     @workflow.init
-    def __init__(self, request: RequestInput) -> None:
-        super().__init__(request)
+    def __init__(self, *start: Any) -> None:
+        super().__init__(*start)
 
     @workflow.run
-    async def run(self, request: RequestInput) -> RequestResult:
-        return await super().run(request)
+    async def run(self, *start: Any) -> RequestResult:
+        return await super().run(*start)
 
     def _clock(
         self, cause_at: datetime | None, *, received_at: datetime | None = None
@@ -46,14 +48,30 @@ class AuthorityRequestRegularAudit(AuthorityRequest):
 @workflow.defn(name=names.WORKFLOW_NAME)
 class AuthorityRequestNoAuditWrite(AuthorityRequest):
     @workflow.init
-    def __init__(self, request: RequestInput) -> None:
-        super().__init__(request)
+    def __init__(self, *start: Any) -> None:
+        super().__init__(*start)
 
     @workflow.run
-    async def run(self, request: RequestInput) -> RequestResult:
-        return await super().run(request)
+    async def run(self, *start: Any) -> RequestResult:
+        return await super().run(*start)
 
     async def _write_audit(self, entries: list[dict[str, Any]], *, local: bool) -> None:
+        return None
+
+
+@workflow.defn(name=names.WORKFLOW_NAME)
+class AuthorityRequestNoPublish(AuthorityRequest):
+    """No search attribute, memo or details update per transition (what visibility costs)."""
+
+    @workflow.init
+    def __init__(self, *start: Any) -> None:
+        super().__init__(*start)
+
+    @workflow.run
+    async def run(self, *start: Any) -> RequestResult:
+        return await super().run(*start)
+
+    def _publish(self) -> None:
         return None
 
 

@@ -401,6 +401,7 @@ def tables(summaries: list[Summary], variants: tuple[str, ...]) -> list[Table]:
                     fmt(s.med(v, "worker_ms"), 1),
                     fmt(s.med(v, "server_ms"), 1),
                     fmt(s.med(v, "rss"), 0),
+                    fmt(s.med(v, "not_ready"), 1),
                     fmt(s.med(v, "failed"), 0),
                 ]
             )
@@ -416,6 +417,7 @@ def tables(summaries: list[Summary], variants: tuple[str, ...]) -> list[Table]:
             "worker CPU ms/lc",
             "server CPU ms/lc",
             "worker peak RSS MiB",
+            "approves refused not ready (per lc)",
             "failed",
         ],
         rows,
@@ -429,6 +431,7 @@ def tables(summaries: list[Summary], variants: tuple[str, ...]) -> list[Table]:
             ("docket-regular-audit", "bare"),
             ("docket-no-audit-write", "bare"),
             ("docket-no-disk-write", "bare"),
+            ("docket-no-publish", "bare"),
         )
         if d in variants and b in variants
     ]
@@ -447,7 +450,8 @@ def tables(summaries: list[Summary], variants: tuple[str, ...]) -> list[Table]:
                 ]
             )
     ratios = Table(
-        "Docket / bare (target <= 1.3 for throughput and worker CPU; throughput as bare/docket)",
+        "Docket / bare (targets: worker CPU <= 1.3, server CPU <= 1.2, update p50 <= 2; "
+        "throughput as bare/docket)",
         [
             "store",
             "N",

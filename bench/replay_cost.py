@@ -54,6 +54,7 @@ async def record(directory: Path) -> None:
                 wid = driver.workflow_id("replay", 0)
                 history = await client.get_workflow_handle(wid).fetch_history()
                 (directory / f"{variant}.json").write_text(history.to_json())
+                (directory / f"{variant}.workflow_id").write_text(wid)
                 say(f"recorded {variant}: {len(history.events)} events")
 
 
@@ -67,9 +68,9 @@ async def replay_cpu_ms(history: WorkflowHistory, variant: str, sandboxed: bool,
         ),
         data_converter=pydantic_data_converter,
     )
+    # under the recorded id: a signed submission is admitted only under the id it was signed for
     histories = [
-        WorkflowHistory(workflow_id=f"{history.workflow_id}-{i}", events=history.events)
-        for i in range(n)
+        WorkflowHistory(workflow_id=history.workflow_id, events=history.events) for _ in range(n)
     ]
     t0 = time.process_time()
     async with replayer.workflow_replay_iterator(_aiter(histories)) as results:
@@ -86,7 +87,9 @@ async def _aiter(histories: list[WorkflowHistory]) -> AsyncIterator[WorkflowHist
 
 async def measure(directory: Path, replays: int, rounds: int) -> Table:
     histories = {
-        v: WorkflowHistory.from_json(f"{v}-replay", (directory / f"{v}.json").read_text())
+        v: WorkflowHistory.from_json(
+            (directory / f"{v}.workflow_id").read_text(), (directory / f"{v}.json").read_text()
+        )
         for v in VARIANTS
     }
     samples: dict[tuple[str, bool], list[float]] = {}
@@ -118,7 +121,7 @@ async def measure(directory: Path, replays: int, rounds: int) -> Table:
 
 async def main_async(args: argparse.Namespace) -> None:
     directory = Path(args.histories)
-    if args.record or not all((directory / f"{v}.json").exists() for v in VARIANTS):
+    if args.record or not all((directory / f"{v}.workflow_id").exists() for v in VARIANTS):
         await record(directory)
     table = await measure(directory, args.replays, args.rounds)
     print(table.render())

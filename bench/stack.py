@@ -18,6 +18,8 @@ from bench.common import ROOT, VAR, cpu_ms, rss_mib
 from docket.devserver import DEMO_DYNAMIC_CONFIG, DevServer, free_port
 
 PLATFORM = "facebook"
+# dynamic config added to every bench server (`./run bench --server-config KEY=VALUE,...`)
+EXTRA_DYNAMIC_CONFIG: list[str] = []
 # ack 1 s and decision 1 s after delivery (simulator seconds = wall seconds)
 SCENARIO = {PLATFORM: {"name": "comply", "ack_delay": 1.0, "decide_delay": 1.0}}
 
@@ -57,7 +59,7 @@ class Server:
             ui_port=None,
             db_file=self.dir / "temporal.db" if sqlite else None,
             log_file=self.dir / "temporal.log",
-            dynamic_config=(*DEMO_DYNAMIC_CONFIG, *dynamic_config),
+            dynamic_config=(*DEMO_DYNAMIC_CONFIG, *EXTRA_DYNAMIC_CONFIG, *dynamic_config),
         )
 
     @property

@@ -29,6 +29,13 @@ CONCURRENCY = 200
 attempts: Counter[str] = Counter()
 
 
+def _ratio(a: str, b: str) -> str:
+    try:
+        return f"{float(a.replace(',', '')) / float(b.replace(',', '')):.2f}"
+    except ValueError:
+        return "-"
+
+
 def _count_attempts() -> None:
     """Count every execute_update call in this process and how it ends (both variants)."""
     original: Callable[..., Any] = WorkflowHandle.execute_update
@@ -57,7 +64,7 @@ async def measure(variant: str, n: int) -> list[str]:
     with (
         Server(f"updates-{variant}-{n}", sqlite=True) as server,
         Simulator(server.dir) as sim,
-        WorkerProcess(variant, server, sim, task_queue) as _worker,
+        WorkerProcess(variant, server, sim, task_queue) as worker,
     ):
         client = await connect(server)
         driver = Driver(client, sim, variant, task_queue)
@@ -95,15 +102,18 @@ async def measure(variant: str, n: int) -> list[str]:
             except Exception as exc:
                 outcomes[type(exc).__name__] += 1
 
+        s0, w0 = server.cpu_ms(), worker.cpu_ms()
         t1 = time.perf_counter()
         await asyncio.gather(*(approve(w) for w in ids))
         burst = time.perf_counter() - t1
+        server_ms, worker_ms = server.cpu_ms() - s0, worker.cpu_ms() - w0
     calls = attempts["calls"]
     failed_attempts = calls - outcomes["ok"]
     failed = len(ids) - outcomes["ok"]
     say(
         f"    updates {variant} N={n}: prepared {len(ids)} in {prepared:.0f} s; burst {burst:.1f}"
-        f" s; caller outcomes {dict(outcomes)}; attempts {dict(attempts)}"
+        f" s (CPU: worker {worker_ms / 1000:.1f} s, server {server_ms / 1000:.1f} s); caller "
+        f"outcomes {dict(outcomes)}; attempts {dict(attempts)}"
     )
     errors = ", ".join(f"{k} {v}" for k, v in attempts.items() if k != "calls") or "-"
     return [
@@ -116,6 +126,8 @@ async def measure(variant: str, n: int) -> list[str]:
         fmt(percentile(rtts, 50), 0),
         fmt(percentile(rtts, 95), 0),
         fmt(burst, 1),
+        fmt(worker_ms / max(len(ids), 1), 1),
+        fmt(server_ms / max(len(ids), 1), 1),
     ]
 
 
@@ -124,9 +136,12 @@ async def run_suite(n: int) -> list[Table]:
     for variant in ("bare", "docket"):
         say(f"  updates: {variant}, {n} concurrent approvals on SQLite")
         rows.append(await measure(variant, n))
+    p50 = {row[0]: row[6] for row in rows}
+    ratio = _ratio(p50["docket"], p50["bare"])
     return [
         Table(
-            f"Approve Updates sent at once to {n} open requests (SQLite dev server)",
+            f"Approve Updates sent at once to {n} open requests (SQLite dev server); "
+            f"p50 docket / bare {ratio} (target <= 2)",
             [
                 "client",
                 "requests",
@@ -137,6 +152,8 @@ async def run_suite(n: int) -> list[Table]:
                 "p50 ms",
                 "p95 ms",
                 "burst s",
+                "worker CPU ms/update",
+                "server CPU ms/update",
             ],
             rows,
         )

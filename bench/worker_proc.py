@@ -14,6 +14,7 @@ Prints READY once polling, runs until SIGTERM/SIGINT. Variants:
   docket-passthrough-all  experiment: the sandbox with_passthrough_all_modules()
   docket-no-audit-write   experiment: no audit write at all (what the writes cost)
   docket-no-disk-write    experiment: the local writes run but never touch the disk
+  docket-no-publish       experiment: no search attribute, memo or details update
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from audit.writer import AuditWriter
 from bench.bare import BareRequest
 from bench.experiments import (
     AuthorityRequestNoAuditWrite,
+    AuthorityRequestNoPublish,
     AuthorityRequestRegularAudit,
     NoDiskAuditActivities,
 )
@@ -57,6 +59,7 @@ VARIANTS = (
     "docket-passthrough-all",
     "docket-no-audit-write",
     "docket-no-disk-write",
+    "docket-no-publish",
 )
 
 
@@ -97,11 +100,13 @@ def build(
         runner = SandboxedWorkflowRunner(restrictions=restrictions)
     cache = 1000 if max_cached is None else max_cached  # the SDK default is 1000
     if is_bare(variant):
+        # the same configuration activity as Docket's, without the look-up of earlier runs
+        config = DeploymentActivities(lambda: reference, lambda: trust)
         return Worker(
             client,
             task_queue=task_queue,
             workflows=[BareRequest],
-            activities=platforms.activities(),
+            activities=[*platforms.activities(), config.load_deployment],
             max_concurrent_activities=200,
             workflow_runner=runner,
             max_cached_workflows=cache,
@@ -109,11 +114,12 @@ def build(
     workflow_class = {
         "docket-regular-audit": AuthorityRequestRegularAudit,
         "docket-no-audit-write": AuthorityRequestNoAuditWrite,
+        "docket-no-publish": AuthorityRequestNoPublish,
     }.get(variant, AuthorityRequest)
     audit = (NoDiskAuditActivities if variant == "docket-no-disk-write" else AuditActivities)(
         writer
     )
-    deployment = DeploymentActivities(lambda: reference, lambda: trust)
+    deployment = DeploymentActivities(lambda: reference, lambda: trust, client=client)
     return Worker(
         client,
         task_queue=task_queue,
@@ -138,6 +144,7 @@ async def run(args: argparse.Namespace) -> int:
     writer = AuditWriter(Path(args.audit_dir))
     reference = bench_reference(timedelta(seconds=args.poll_seconds))
     trust = load_trust(bench_identities().trust_file)
+    docket_worker.remember_missing_modules()  # as build_worker does, for every variant
     worker = build(
         args.variant, client, platforms, writer, args.task_queue, args.max_cached, reference, trust
     )

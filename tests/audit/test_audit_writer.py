@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import os
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import pytest
 import structlog
 from audit_helpers import ORG, chain_entries
 
+from activities.audit import GroupCommit
 from audit.chain import recompute_hash
 from audit.reader import read_records
 from audit.verify import verify_paths
@@ -176,3 +179,60 @@ def test_concurrent_appends_from_threads_never_interleave(tmp_path: Path) -> Non
         t.join()
     result = verify_paths([tmp_path])
     assert result.ok and result.entries == 160 and result.chains == 8
+
+
+def test_a_group_of_batches_is_one_write_and_one_fsync(tmp_path: Path) -> None:
+    """Group commit: the batches of several requests share one write and one fsync; a
+    malformed batch fails alone and nothing of it is written."""
+    writes: list[int] = []
+    syncs: list[int] = []
+
+    def write(fd: int, data: bytes) -> int:
+        writes.append(data.count(b"\n"))
+        return os.write(fd, data)
+
+    def fsync(fd: int) -> None:
+        syncs.append(fd)
+        os.fsync(fd)
+
+    w = AuditWriter(tmp_path, fsync=fsync, write=write)
+    w.append(chain_entries("req-a-0", 1), attempt=1)  # the segment is open
+    bad = chain_entries("req-c-1", 2)
+    bad[1] = {**bad[1], "hash": "0" * 64}
+    results = w.append_batches(
+        [(chain_entries("req-a-1", 2), 1), (bad, 1), (chain_entries("req-b-1", 3), 2)]
+    )
+    assert results[0] is None and results[2] is None
+    assert isinstance(results[1], ValueError) and "does not match its body" in str(results[1])
+    assert writes == [1, 5] and len(syncs) == 4  # segment, directory, then one per group
+    written = [r.entry["event"]["id"] for r in read_records([tmp_path]) if r.entry]
+    assert written == ["req-a-0:1", "req-a-1:1", "req-a-1:2", "req-b-1:1", "req-b-1:2", "req-b-1:3"]
+
+
+def test_a_failed_fsync_fails_every_batch_of_the_group(tmp_path: Path) -> None:
+    def fsync(fd: int) -> None:
+        raise OSError(errno.EIO, "injected EIO")
+
+    w = AuditWriter(tmp_path, fsync=fsync)
+    results = w.append_batches([(chain_entries("req-a-1", 1), 1), (chain_entries("req-b-1", 1), 1)])
+    assert all(isinstance(r, AuditWriteError) for r in results), results
+
+
+async def test_writes_that_arrive_together_share_an_fsync(tmp_path: Path) -> None:
+    """GroupCommit (the activity's path): each caller returns once its entries are durable;
+    while one fsync runs, the writes that arrive wait and then go together."""
+    syncs: list[int] = []
+
+    def slow_fsync(fd: int) -> None:
+        syncs.append(fd)
+        time.sleep(0.05)
+        os.fsync(fd)
+
+    group = GroupCommit(AuditWriter(tmp_path, fsync=slow_fsync))
+    await group.append(chain_entries("req-x-1", 1), 1)  # opens the segment: 3 fsyncs
+    before = len(syncs)
+    await asyncio.gather(*(group.append(chain_entries(f"req-{i}-1", 2), 1) for i in range(20)))
+    assert len(syncs) - before <= 3, len(syncs) - before  # 20 batches, at most a few fsyncs
+    ids = [r.entry["event"]["id"] for r in read_records([tmp_path]) if r.entry]
+    assert len(ids) == 41 and len(set(ids)) == 41
+    assert verify_paths([tmp_path]).ok

@@ -10,6 +10,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from docket_harness import (
+    KILLS,
+    QUICK_CLOSE_POLICY,
+    KilledRun,
+    KilledRuns,
+    Stack,
+    anchors_of,
+    approve,
+    audit_entries,
+    copies_by_id,
+    fresh_order,
+    fresh_task_queue,
+    hashes_by_id,
+    result_of,
+    running_worker,
+    submit,
+)
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
@@ -17,22 +34,14 @@ from temporalio.exceptions import ApplicationError
 from activities.audit import AuditActivities
 from audit.reconcile import fetch_facts, reconcile
 from audit.verify import VerifyResult, verify_paths
-from audit_temporal.reconcile_helpers import (
-    KilledRun,
-    Stack,
-    anchors_of,
-    approve,
-    copies_by_id,
-    entries_by_id,
-    in_process_worker,
-    result_of,
-    run_killed_worker,
-    submit,
-    timeline_of,
-)
-from docket.models import Withdraw
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow(40)]
+
+
+@pytest.fixture(autouse=True, scope="module")
+async def all_kills_at_once(killed_runs: KilledRuns) -> None:
+    """Every killed-worker run starts with this file's first test: their waits overlap."""
+    killed_runs.start(*KILLS)
 
 
 class FailAfterWrite(AuditActivities):
@@ -47,20 +56,28 @@ class FailAfterWrite(AuditActivities):
 
 
 def assert_one_per_event_id(audit_dir: Path | list[Path], rid: str, count: int) -> None:
-    by_id = entries_by_id(audit_dir, rid)
+    by_id = hashes_by_id(audit_dir, rid)
     assert sorted(by_id) == sorted(f"{rid}:{n}" for n in range(1, count + 1))
     assert all(len(hashes) == 1 for hashes in by_id.values()), by_id
 
 
-async def test_audit_write_fails_after_writing(
-    rc_stack: Stack, rc_client: Client, tmp_path: Path
-) -> None:
-    audit_dir = tmp_path / "audit"
-    async with in_process_worker(rc_client, rc_stack, audit_dir, FailAfterWrite):
-        rid = await submit(rc_client, rc_stack, "fail-after-write")
-        await approve(rc_client, rc_stack, rid)
-        result = await result_of(rc_client, rid)
-        anchors = await anchors_of(rc_client, rid)
+async def test_audit_write_fails_after_writing(dev_stack: Stack, tmp_path: Path) -> None:
+    client, audit_dir, queue = dev_stack.client, tmp_path / "audit", fresh_task_queue("rc")
+    order = fresh_order(
+        dev_stack.sim, ["remove.marker--fail-after-write"], label="rc", policy=QUICK_CLOSE_POLICY
+    )
+    async with running_worker(
+        client,
+        dev_stack.endpoints(),
+        audit_dir,
+        task_queue=queue,
+        reference=dev_stack.reference,
+        audit_activities=FailAfterWrite,
+    ):
+        rid = await submit(client, order, dev_stack.reference, task_queue=queue)
+        await approve(client, rid)
+        result = await result_of(client, rid)
+        anchors = await anchors_of(client, rid)
     assert result.outcome == "complied"
     n = result.audit_count
     assert n >= 5
@@ -74,12 +91,12 @@ async def test_audit_write_fails_after_writing(
     assert verified.duplicates_dropped == n
     assert verified.anchors_checked == 2
 
-    rec = await reconcile(rc_client, [str(audit_dir)], workflow_ids=[rid])
+    rec = await reconcile(client, [str(audit_dir)], workflow_ids=[rid])
     assert rec.findings == [], rec.render_text()
     assert rec.notes == []
     assert rec.history_entries == rec.matched_entries == n
     # the history shows attempt 2 for every audit write (one poll may have written two entries)
-    writes = {w.scheduled_event_id for w in (await fetch_facts(rc_client, rid)).writes}
+    writes = {w.scheduled_event_id for w in (await fetch_facts(client, rid)).writes}
     assert rec.retried_writes == len(writes) <= n
     assert rec.anchors_checked == 2
     assert dict(rec.by_status) == {"completed": 1}
@@ -96,7 +113,7 @@ def assert_rewritten_identically(run: KilledRun) -> VerifyResult:
     return verified
 
 
-async def test_worker_killed_after_durable_write(killed_run: KilledRun, rc_client: Client) -> None:
+async def test_worker_killed_after_durable_write(killed_run: KilledRun, dev_client: Client) -> None:
     """`delivered` is written by a local activity (its time comes from history): the kill
     leaves the workflow task unfinished, its next attempt writes the identical entry."""
     run = killed_run
@@ -122,7 +139,7 @@ async def test_worker_killed_after_durable_write(killed_run: KilledRun, rc_clien
     assert verified.duplicates_dropped >= 1
     assert verified.entries == n
 
-    rec = await reconcile(rc_client, [str(run.audit_dir)], workflow_ids=[rid])
+    rec = await reconcile(dev_client, [str(run.audit_dir)], workflow_ids=[rid])
     assert rec.findings == [], rec.render_text()
     assert rec.notes == []
     assert rec.anchors_checked == 2
@@ -130,36 +147,33 @@ async def test_worker_killed_after_durable_write(killed_run: KilledRun, rc_clien
 
 
 async def test_worker_killed_after_an_updates_durable_write(
-    rc_stack: Stack, rc_client: Client, tmp_path: Path
+    killed_runs: KilledRuns, dev_client: Client
 ) -> None:
     """`approve` comes from an Update, stamped with workflow.now(): a regular activity writes
     it, so the retry after the kill is a later attempt of the same activity, same input."""
-    run = await run_killed_worker(rc_stack, rc_client, tmp_path, kill_after="approve")
+    run = await killed_runs.get("approve")
     rid = run.request_id
     assert run.result.outcome == "complied", run.logs
     assert run.killed_event_id == f"{rid}:2"
     assert_rewritten_identically(run)
-    rec = await reconcile(rc_client, [str(run.audit_dir)], workflow_ids=[rid])
+    rec = await reconcile(dev_client, [str(run.audit_dir)], workflow_ids=[rid])
     assert rec.findings == [] and rec.notes == [], rec.render_text()
     assert rec.retried_writes >= 1  # the history shows the write of #2 on a later attempt
 
 
 async def test_command_arriving_while_a_local_write_is_unfinished(
-    rc_stack: Stack, rc_client: Client, tmp_path: Path
+    killed_runs: KilledRuns, dev_client: Client
 ) -> None:
     """The worker dies right after the local write of the platform's `acknowledge` (from a
     poll); a `withdraw` reaches the server before the task runs again. The re-run task holds
     both the poll's answer and the command: it must record the platform's report first (the
     same #4 already in the log), and only then the command, or the log would hold two
     different entries #4."""
-    withdraw = Withdraw(actor=rc_stack.reference.actor("nguyen.van.an"), reason="Withdrawn (test)")
-    run = await run_killed_worker(
-        rc_stack, rc_client, tmp_path, kill_after="acknowledge", command_while_down=withdraw
-    )
+    run = await killed_runs.get("acknowledge, then a command")
     rid = run.request_id
     assert run.killed_event_id == f"{rid}:4", run.logs  # submit, approve, delivered, ack
     assert_rewritten_identically(run)
-    actions = [e["event"]["action"] for e in timeline_of(run.audit_dir, rid)]
+    actions = [e["event"]["action"] for e in audit_entries(run.audit_dir, rid)]
     assert actions[3] == "acknowledge", actions
     # The command ran after the platform's report: applied, or refused naming the state.
     assert run.command_outcome is not None
@@ -167,19 +181,17 @@ async def test_command_arriving_while_a_local_write_is_unfinished(
         assert "withdraw" in actions[4:] and run.result.outcome == "withdrawn"
     else:
         assert "withdraw" not in actions and "state is" in run.command_outcome
-    rec = await reconcile(rc_client, [str(run.audit_dir)], workflow_ids=[rid])
+    rec = await reconcile(dev_client, [str(run.audit_dir)], workflow_ids=[rid])
     assert rec.findings == [], rec.render_text()
 
 
 async def test_worker_killed_after_one_write_of_two_transitions(
-    rc_stack: Stack, rc_client: Client, tmp_path: Path
+    killed_runs: KilledRuns, dev_client: Client
 ) -> None:
     """The platform acknowledged and decided before the first poll: `acknowledge` and
     `report_effect` are written by one local activity. The worker dies right after that
     write; the task's next attempt plans and writes the identical pair."""
-    run = await run_killed_worker(
-        rc_stack, rc_client, tmp_path, kill_after="acknowledge", tokens="prompt.remove.marker"
-    )
+    run = await killed_runs.get("acknowledge and report_effect in one write")
     rid = run.request_id
     assert run.result.outcome == "complied", run.logs
     assert run.killed_event_id == f"{rid}:4", run.logs  # submit, approve, delivered, ack
@@ -189,14 +201,14 @@ async def test_worker_killed_after_one_write_of_two_transitions(
         ("in_flight_entry", 5),
     ], run.after_kill.render_text()
     assert_rewritten_identically(run)
-    actions = [e["event"]["action"] for e in timeline_of(run.audit_dir, rid)]
+    actions = [e["event"]["action"] for e in audit_entries(run.audit_dir, rid)]
     assert actions[3:5] == ["acknowledge", "report_effect"], actions
-    rec = await reconcile(rc_client, [str(run.audit_dir)], workflow_ids=[rid])
+    rec = await reconcile(dev_client, [str(run.audit_dir)], workflow_ids=[rid])
     assert rec.findings == [] and rec.notes == [], rec.render_text()
 
 
 async def test_merging_segments_twice_gives_the_same_result(
-    killed_run: KilledRun, rc_client: Client, tmp_path: Path
+    killed_run: KilledRun, dev_client: Client, tmp_path: Path
 ) -> None:
     run = killed_run
     copy = tmp_path / "copy"
@@ -214,9 +226,9 @@ async def test_merging_segments_twice_gives_the_same_result(
         assert merged.duplicates_dropped == once.duplicates_dropped + once.lines
     assert_one_per_event_id([run.audit_dir, copy], run.request_id, run.result.audit_count)
 
-    rec_once = await reconcile(rc_client, [str(run.audit_dir)], workflow_ids=[run.request_id])
+    rec_once = await reconcile(dev_client, [str(run.audit_dir)], workflow_ids=[run.request_id])
     rec_twice = await reconcile(
-        rc_client, [str(run.audit_dir), str(copy)], workflow_ids=[run.request_id]
+        dev_client, [str(run.audit_dir), str(copy)], workflow_ids=[run.request_id]
     )
     assert rec_once.findings == rec_twice.findings == []
     assert rec_once.matched_entries == rec_twice.matched_entries == run.result.audit_count

@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 import pytest
+from docket_harness import ROOT, KilledRun, Stack
 from temporalio.client import Client
 
 from audit.chain import entry_hash, hashed_body
@@ -23,9 +24,8 @@ from audit.entry import ChainHead, build_entry
 from audit.reconcile import ReconcileResult, reconcile
 from audit.verify import verify_paths
 from audit.writer import render_line
-from audit_temporal.reconcile_helpers import ROOT, KilledRun, Stack
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow(30)]
 
 
 def copy_log(run: KilledRun, tmp_path: Path) -> Path:
@@ -86,22 +86,22 @@ async def rec(client: Client, audit_dir: Path, rid: str) -> ReconcileResult:
     return await reconcile(client, [str(audit_dir)], workflow_ids=[rid])
 
 
-async def test_deleted_entry(killed_run: KilledRun, rc_client: Client, tmp_path: Path) -> None:
+async def test_deleted_entry(killed_run: KilledRun, dev_client: Client, tmp_path: Path) -> None:
     rid = killed_run.request_id
     log = copy_log(killed_run, tmp_path)
     assert drop_lines(log, lambda e: e["event"]["id"] != f"{rid}:4") >= 1
-    result = await rec(rc_client, log, rid)
+    result = await rec(dev_client, log, rid)
     assert codes(result) == [("missing_entry", 4)], result.render_text()
     assert result.findings[0].found == "absent"
     assert "gap" in verify_paths([log]).by_code()
 
 
-async def test_deleted_tail(killed_run: KilledRun, rc_client: Client, tmp_path: Path) -> None:
+async def test_deleted_tail(killed_run: KilledRun, dev_client: Client, tmp_path: Path) -> None:
     rid, n = killed_run.request_id, killed_run.result.audit_count
     log = copy_log(killed_run, tmp_path)
     drop_lines(log, lambda e: e["event"]["id"] != f"{rid}:{n}")
     assert verify_paths([log]).ok  # internally consistent: only an anchor shows it
-    result = await rec(rc_client, log, rid)
+    result = await rec(dev_client, log, rid)
     assert codes(result) == [
         ("anchor_mismatch", n),
         ("anchor_mismatch", n),
@@ -109,7 +109,9 @@ async def test_deleted_tail(killed_run: KilledRun, rc_client: Client, tmp_path: 
     ], result.render_text()
 
 
-async def test_forged_extra_entry(killed_run: KilledRun, rc_client: Client, tmp_path: Path) -> None:
+async def test_forged_extra_entry(
+    killed_run: KilledRun, dev_client: Client, tmp_path: Path
+) -> None:
     rid, n = killed_run.request_id, killed_run.result.audit_count
     log = copy_log(killed_run, tmp_path)
     head = chain(log, rid)[-1]
@@ -120,7 +122,7 @@ async def test_forged_extra_entry(killed_run: KilledRun, rc_client: Client, tmp_
         "after_terminal": 1,
         "anchor_mismatch": 2,
     }
-    result = await rec(rc_client, log, rid)
+    result = await rec(dev_client, log, rid)
     assert codes(result) == [
         ("anchor_mismatch", n),  # the result's anchor
         ("anchor_mismatch", n),  # the memo's audit_anchor
@@ -129,7 +131,7 @@ async def test_forged_extra_entry(killed_run: KilledRun, rc_client: Client, tmp_
 
 
 async def test_forged_conflicting_copy(
-    killed_run: KilledRun, rc_client: Client, tmp_path: Path
+    killed_run: KilledRun, dev_client: Client, tmp_path: Path
 ) -> None:
     rid = killed_run.request_id
     log = copy_log(killed_run, tmp_path)
@@ -137,13 +139,13 @@ async def test_forged_conflicting_copy(
     forged = forged_next(first, rid, 2, first["hash"])  # a second, different #2
     add_segment(log, [forged])
     assert "conflict" in verify_paths([log]).by_code()
-    result = await rec(rc_client, log, rid)
+    result = await rec(dev_client, log, rid)
     assert codes(result) == [("unrecorded_entry", 2)], result.render_text()
     assert forged["hash"] in result.findings[0].found
 
 
 async def test_rewritten_and_rehashed_chain(
-    killed_run: KilledRun, rc_client: Client, tmp_path: Path
+    killed_run: KilledRun, dev_client: Client, tmp_path: Path
 ) -> None:
     rid, n = killed_run.request_id, killed_run.result.audit_count
     log = copy_log(killed_run, tmp_path)
@@ -161,7 +163,7 @@ async def test_rewritten_and_rehashed_chain(
     for seg in emptied:  # a careful forger removes the segments they emptied
         seg.unlink()
     assert verify_paths([log]).ok  # consistent: a rewrite with re-hashing is invisible alone
-    result = await rec(rc_client, log, rid)
+    result = await rec(dev_client, log, rid)
     found = codes(result)
     assert found.count(("anchor_mismatch", n)) == 2
     for seq in range(2, n + 1):
@@ -171,7 +173,7 @@ async def test_rewritten_and_rehashed_chain(
 
 
 async def test_edited_body_without_rehash(
-    killed_run: KilledRun, rc_client: Client, tmp_path: Path
+    killed_run: KilledRun, dev_client: Client, tmp_path: Path
 ) -> None:
     rid = killed_run.request_id
     log = copy_log(killed_run, tmp_path)
@@ -179,13 +181,13 @@ async def test_edited_body_without_rehash(
         text = seg.read_text(encoding="utf-8")
         seg.write_text(text.replace("Checked (test)", "Checked (edited)"), encoding="utf-8")
     assert "hash_mismatch" in verify_paths([log]).by_code()
-    result = await rec(rc_client, log, rid)
+    result = await rec(dev_client, log, rid)
     assert codes(result) == [("missing_entry", 2), ("unrecorded_entry", 2)], result.render_text()
     assert "does not recompute" in result.findings[0].found
 
 
 async def test_unknown_chain_in_full_reconcile(
-    killed_run: KilledRun, rc_client: Client, tmp_path: Path
+    killed_run: KilledRun, dev_client: Client, tmp_path: Path
 ) -> None:
     rid = "req-mst-forged-chain"
     log = copy_log(killed_run, tmp_path)
@@ -193,7 +195,7 @@ async def test_unknown_chain_in_full_reconcile(
     add_segment(log, [first])
     # No query and no ids: every AuthorityRequest workflow (other tests' runs, whose logs are
     # elsewhere, show up as missing_chain: ignored here) plus the log's unknown chains.
-    result = await reconcile(rc_client, [str(log)])
+    result = await reconcile(dev_client, [str(log)])
     mine = [
         (f.code, f.chain_id) for f in result.findings if f.chain_id in (rid, killed_run.request_id)
     ]
@@ -213,15 +215,15 @@ def run_cli(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-async def test_cli(killed_run: KilledRun, rc_stack: Stack, tmp_path: Path) -> None:
+async def test_cli(killed_run: KilledRun, dev_stack: Stack, tmp_path: Path) -> None:
     rid, n = killed_run.request_id, killed_run.result.audit_count
-    ok = run_cli(rc_stack, str(killed_run.audit_dir), "--workflow-id", rid)
+    ok = run_cli(dev_stack, str(killed_run.audit_dir), "--workflow-id", rid)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert ok.stdout.startswith("OK: 1 workflows (1 completed)"), ok.stdout + ok.stderr
 
     log = copy_log(killed_run, tmp_path)
     drop_lines(log, lambda e: e["event"]["id"] != f"{rid}:{n}")
-    bad = run_cli(rc_stack, str(log), "--workflow-id", rid, "--json")
+    bad = run_cli(dev_stack, str(log), "--workflow-id", rid, "--json")
     assert bad.returncode == 1, bad.stdout + bad.stderr
     report = json.loads(bad.stdout)
     assert report["summary"]["findings_by_code"] == {
@@ -230,6 +232,6 @@ async def test_cli(killed_run: KilledRun, rc_stack: Stack, tmp_path: Path) -> No
     }, bad.stdout + bad.stderr
     assert {f["workflow_id"] for f in report["findings"]} == {rid}
 
-    missing = run_cli(rc_stack, str(tmp_path / "nowhere"))
+    missing = run_cli(dev_stack, str(tmp_path / "nowhere"))
     assert missing.returncode == 2, missing.stdout + missing.stderr
     assert "no such audit file" in missing.stderr

@@ -548,6 +548,7 @@ def test_trust_file_not_utf8(tmp_path: Path) -> None:
 # --- inside Temporal's workflow sandbox --------------------------------------------------------
 
 
+@pytest.mark.integration
 async def test_verification_runs_in_the_workflow_sandbox(ts_env: object) -> None:
     from identity_sandbox_workflow import CheckInput, CheckResult, IdentityCheckWorkflow
     from temporalio.testing import WorkflowEnvironment

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from docket.models import (
     Order,
     ReportEffect,
     check_url,
+    check_url_fully,
+    is_plain_url,
     parse_command,
     utc_iso,
 )
@@ -151,6 +154,23 @@ def test_check_url_refuses(url: str, message: str) -> None:
     with pytest.raises(ValueError) as info:
         check_url(url)
     assert str(info.value) == message
+
+
+def test_the_plain_url_fast_path_accepts_only_what_the_full_check_accepts() -> None:
+    """check_url skips the parsing for plain ASCII URLs; each one it lets through that way
+    must pass the full check (random strings built from the characters that matter)."""
+    rng = random.Random(16)
+    alphabet = "htps:/.-?#[]@%Aa09!~\\ \u202e"
+    accepted = 0
+    for _ in range(20_000):
+        head = rng.choice(["http://", "https://", "HTTP://", "http:/", "http://a.b:"])
+        url = head + "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 10)))
+        if is_plain_url(url):
+            accepted += 1
+            assert check_url_fully(url) == url
+    assert accepted > 1_000
+    assert is_plain_url("https://example.com:443/a?b=1#c")
+    assert not is_plain_url("https://example.com:65536/x")  # out of range: the full check says so
 
 
 def test_check_url_accepts_unicode_paths() -> None:

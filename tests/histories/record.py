@@ -12,7 +12,9 @@ tests/histories/local-audit/ was recorded after `audit-local-write-at-cause-time
 tests/histories/one-write-per-poll/ after `audit-one-write-per-poll`,
 tests/histories/clock-from-history/ after `audit-clock-from-history`,
 tests/histories/trust-boundary/ after `trust-boundary` (signed submissions and commands,
-the workflow admitting its own input). The later sets have the
+the workflow admitting its own input), tests/histories/fewer-events/ after `fewer-events`
+(one patch marker for all of those and `command-barrier-timer`, no upsert of unchanged search attributes, the start's
+fingerprint memo kept when right). The later sets have the
 `prompt` path, whose first poll reports the acknowledgment and the decision together
 (local-audit/prompt.json was recorded afterwards with the code of commit c47e393).
 tests/histories/replay-divergence/ is not recorded by this script (see test_replay.py).
@@ -36,14 +38,15 @@ from docket_harness import (  # noqa: E402
     Run,
     Stack,
     appeal,
-    build_worker,
     comply,
+    endpoints,
     fast_reference,
     ignore,
     liar,
     make_simulator,
     new_secrets,
     prompt,
+    running_worker,
     start_dev_env,
 )
 
@@ -65,15 +68,11 @@ async def record(out_dir: Path = HERE) -> list[Path]:
     try:
         with make_simulator(sim_secrets) as sim, tempfile.TemporaryDirectory() as tmp:
             audit_dir = Path(tmp)
-            worker, platforms, writer = build_worker(
-                env.client, sim, audit_dir, sim_secrets, reference
-            )
-            async with worker:
+            platforms = endpoints(sim, reference, sim_secrets)
+            async with running_worker(env.client, platforms, audit_dir, reference=reference):
                 stack = Stack(env.client, sim, reference, audit_dir, sim_secrets, sim_secrets)
                 driver = Driver(stack, "history")
                 runs: list[Run] = await asyncio.gather(*(f(driver) for f in PATHS.values()))
-            await platforms.aclose()
-            writer.close()
         for name, run in zip(PATHS, runs, strict=True):
             history = await env.client.get_workflow_handle(run.rid).fetch_history()
             target = out_dir / f"{name}.json"

@@ -12,21 +12,20 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from docket_harness import Stack, actor, endpoints, identities, issue, make_order, signer, wait_for
+import pytest
+from docket_harness import Stack, actor, issue, make_order, running_worker, signer, wait_for
 from temporalio.client import Client
 
-from activities.platform import PlatformActivities
 from audit.entry import AuditAnchor
 from audit.verify import verify_paths
 from audit.writer import AuditWriter
 from docket import client as docket
 from docket import temporal_names as names
-from docket import worker_setup as docket_worker
 from docket.client import signed_submission
 from docket.models import Approve
 from docket.validation import workflow_id_for
 
-QUEUE = "audit-fail-closed-test"
+pytestmark = [pytest.mark.integration, pytest.mark.slow(20)]
 
 
 class FullDisk:
@@ -56,20 +55,20 @@ def new_request(stack: Stack, prefix: str) -> tuple[str, dict[str, Any]]:
     ).model_dump()
 
 
-async def test_no_transition_without_its_audit_entry(dev_stack: Stack, tmp_path: Path) -> None:
+async def test_no_transition_without_its_audit_entry(
+    dev_stack: Stack, task_queue: str, tmp_path: Path
+) -> None:
     client: Client = dev_stack.client
     rid, request = new_request(dev_stack, "FAIL-CLOSED")
     disk = FullDisk()
-    worker = docket_worker.build_worker(
+    async with running_worker(
         client,
-        platforms=PlatformActivities({}),  # never reached: the request stays before delivery
-        writer=AuditWriter(tmp_path, write=disk),
-        reference=lambda: dev_stack.reference,
-        trust=lambda: identities().trust,
-        task_queue=QUEUE,
-    )
-    async with worker:
-        await client.start_workflow(names.WORKFLOW_NAME, request, id=rid, task_queue=QUEUE)
+        {},  # no platform: never reached, the request stays before delivery
+        AuditWriter(tmp_path, write=disk),
+        task_queue=task_queue,
+        reference=dev_stack.reference,
+    ):
+        await client.start_workflow(names.WORKFLOW_NAME, request, id=rid, task_queue=task_queue)
         before = await wait_for(client, rid, state="pending_approval")
 
         disk.full = True
@@ -98,7 +97,7 @@ async def test_no_transition_without_its_audit_entry(dev_stack: Stack, tmp_path:
 
 
 async def test_no_local_write_no_transition_and_nothing_after(
-    dev_stack: Stack, tmp_path: Path
+    dev_stack: Stack, task_queue: str, tmp_path: Path
 ) -> None:
     """`delivered` is written by a local activity: while it fails, the request stays in
     `delivering`, the count does not move and the platform is not polled."""
@@ -106,19 +105,14 @@ async def test_no_local_write_no_transition_and_nothing_after(
     rid, request = new_request(dev_stack, "FAIL-CLOSED-LOCAL")
     disk = FullDisk(only=b'"action":"delivered"')
     disk.full = True
-    platforms = PlatformActivities(
-        endpoints(dev_stack.sim, dev_stack.reference, dev_stack.worker_secrets)
-    )
-    worker = docket_worker.build_worker(
+    async with running_worker(
         client,
-        platforms=platforms,
-        writer=AuditWriter(tmp_path, write=disk),
-        reference=lambda: dev_stack.reference,
-        trust=lambda: identities().trust,
-        task_queue=QUEUE,
-    )
-    async with worker:
-        await client.start_workflow(names.WORKFLOW_NAME, request, id=rid, task_queue=QUEUE)
+        dev_stack.endpoints(),
+        AuditWriter(tmp_path, write=disk),
+        task_queue=task_queue,
+        reference=dev_stack.reference,
+    ):
+        await client.start_workflow(names.WORKFLOW_NAME, request, id=rid, task_queue=task_queue)
         await wait_for(client, rid, state="pending_approval")
         approve = Approve(actor=actor("tran.thi.binh"), reason="Checked (test)")
         receipt = await issue(client, rid, approve)
@@ -139,7 +133,6 @@ async def test_no_local_write_no_transition_and_nothing_after(
         final = await wait_for(client, rid, action="delivered", timeout=60)
         timeline = await docket.timeline(client, rid)
         await client.get_workflow_handle(rid).terminate("test done")
-    await platforms.aclose()
     assert [e["event"]["action"] for e in timeline][:3] == ["submit", "approve", "delivered"]
     anchor = AuditAnchor(rid, final["audit"]["count"], final["audit"]["head_hash"])
     # read while the request ran: the disk held `delivered` past the 8 s respond deadline, so

@@ -36,7 +36,7 @@ from audit.reconcile import local_audit_writes
 from audit.verify import verify_paths
 from docket import client as docket
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow(30)]
 
 RUN_TIMEOUT = 120.0
 

@@ -13,7 +13,6 @@ real HTTP platform on loopback that answers badly on purpose:
 
 from __future__ import annotations
 
-import asyncio
 import json
 import secrets
 import threading
@@ -27,24 +26,19 @@ import pytest
 from docket_harness import (
     Stack,
     actor,
+    endpoint,
     fast_reference,
-    identities,
     issue,
     make_order,
-    signer,
+    running_worker,
+    submit,
     wait_for,
 )
-from temporalio.client import Client
 
-from activities.platform import PlatformActivities, PlatformEndpoint
-from audit.writer import AuditWriter
 from docket import client as docket
-from docket import worker_setup as docket_worker
 from docket.models import Approve, Close, ProvideInfo, Withdraw
 
 pytestmark = pytest.mark.integration
-
-QUEUE = "platform-problems-test"
 
 
 class OddPlatform(BaseHTTPRequestHandler):
@@ -112,14 +106,11 @@ def odd_platform() -> Iterator[str]:
 
 
 async def test_a_platforms_mistakes_are_on_record(
-    dev_stack: Stack, odd_platform: str, tmp_path: Path
+    dev_stack: Stack, odd_platform: str, task_queue: str, tmp_path: Path
 ) -> None:
     client = dev_stack.client
     reference = fast_reference()
-    markers = reference.platforms["facebook"].markers
-    platforms = PlatformActivities(
-        {"facebook": PlatformEndpoint(f"{odd_platform}/facebook", b"sk-odd", markers)}
-    )
+    platforms = {"facebook": endpoint(reference, f"{odd_platform}/facebook", b"sk-odd")}
     order = make_order(
         dev_stack.sim, f"ODD-{secrets.token_hex(3)}", ["a", "b", "c"], reference=reference
     )
@@ -129,19 +120,10 @@ async def test_a_platforms_mistakes_are_on_record(
         for item in order.items
     )
     order = order.model_copy(update={"items": items})
-    worker = docket_worker.build_worker(
-        client,
-        platforms=platforms,
-        writer=AuditWriter(tmp_path),
-        reference=lambda: reference,
-        trust=lambda: identities().trust,
-        task_queue=QUEUE,
-    )
-    async with worker:
-        sub = await docket.submit(
-            client, order, signer=signer(order.officer), task_queue=QUEUE, reference=reference
-        )
-        rid = sub.request_id
+    async with running_worker(
+        client, platforms, tmp_path, task_queue=task_queue, reference=reference
+    ):
+        rid = await submit(client, order, reference, task_queue=task_queue)
         await wait_for(client, rid, state="pending_approval")
         await issue(client, rid, Approve(actor=actor("tran.thi.binh"), reason="Checked"))
         status = await wait_for(client, rid, state="info_requested", timeout=60)
@@ -177,14 +159,12 @@ async def test_a_platforms_mistakes_are_on_record(
         )
         await wait_for(client, rid, state="acknowledged")
         # this platform refuses every notice: the answer's notice too, on record
-        await _until(client, rid, lambda s: s["platform_problem"]["call"] == "info_provided notice")
+        await wait_for(client, rid, until=problem_in("info_provided notice"), timeout=30)
 
         # a withdrawal the platform refuses keeps the request open, the refusal on record
         receipt = await issue(client, rid, Withdraw(actor=actor("nguyen.van.an"), reason="Done"))
         assert receipt.state == "withdrawing"
-        status = await _until(
-            client, rid, lambda s: s["platform_problem"]["call"] == "withdrawal notice"
-        )
+        status = await wait_for(client, rid, until=problem_in("withdrawal notice"), timeout=30)
         assert status["state"] == "withdrawing"
         refusal = status["platform_problem"]
         assert refusal["call"] == "withdrawal notice" and refusal["http_status"] == 404
@@ -206,18 +186,10 @@ async def test_a_platforms_mistakes_are_on_record(
         assert after[-1]["event"]["action"] == "close"
         calls = [e["docket"]["data"]["problem"]["call"] for e in after[1:-1]]
         assert calls[-1] == "withdrawal notice" and set(calls) <= {"withdrawal notice", "poll"}
-    await platforms.aclose()
 
 
-async def _until(
-    client: Client, rid: str, ready: Callable[[dict[str, Any]], bool], timeout: float = 30.0
-) -> dict[str, Any]:
-    """The request's status once it records a platform problem that `ready` accepts."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        status: dict[str, Any] = await docket.status(client, rid)
-        if status.get("platform_problem") and ready(status):
-            return status
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"{rid}: not there in {timeout}s: {status}")
-        await asyncio.sleep(0.3)
+def problem_in(call: str) -> Callable[[dict[str, Any]], bool]:
+    """The status records a platform problem of `call`."""
+    return lambda status: (
+        bool(status.get("platform_problem")) and (status["platform_problem"]["call"] == call)
+    )

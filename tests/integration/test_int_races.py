@@ -15,7 +15,7 @@ from docket_harness import Stack, actor, issue, make_order, submit, wait_for
 from docket import client as docket
 from docket.models import Approve, DecideAppeal, FileAppeal
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow(18)]
 
 
 async def test_an_appeal_filed_while_a_recheck_probes_does_not_wedge_the_request(

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from audit_replay import check_replay, writes_handed_over_late
 from docket_harness import (
     Stack,
@@ -63,6 +64,8 @@ from docket.worker_setup import workflow_runner
 from workflows import AuthorityRequest
 
 QUEUE = "replay-determinism-test"
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow(12)]
 QUERY_TIME = 0.3  # seconds the worker takes to answer a query: far longer than a local write
 WRITE_TIME = 0.02  # seconds a local write takes (a slow disk): a query may start meanwhile
 

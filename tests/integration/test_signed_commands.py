@@ -34,11 +34,12 @@ from docket_harness import (
     Stack,
     audit_entries,
     decoded_text,
-    endpoints,
+    fresh_task_queue,
     identities,
     is_running,
     make_order,
     mint_credential,
+    running_worker,
     sign_raw,
     signed_as_is,
     signer,
@@ -49,13 +50,10 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
-from activities.platform import PlatformActivities
 from audit.canonical import canonical
-from audit.writer import AuditWriter
 from docket import client as docket
 from docket import sshsig
 from docket import temporal_names as names
-from docket import worker_setup as docket_worker
 from docket.credentials import NAMESPACE, load_trust
 from docket.keys import generate_key
 from docket.lifecycle import Role
@@ -113,25 +111,18 @@ async def guarded(
     trust_file.write_text(identities().trust_file.read_text(encoding="utf-8"), encoding="utf-8")
     audit_dir = root / "audit"
     audit_dir.mkdir()
-    queue = f"signed-{uuid.uuid4().hex[:10]}"
+    queue = fresh_task_queue("signed")
     reference = dev_stack.reference
-    platforms = PlatformActivities(endpoints(dev_stack.sim, reference, dev_stack.worker_secrets))
-    writer = AuditWriter(audit_dir)
-    worker = docket_worker.build_worker(
+    async with running_worker(
         dev_stack.client,
-        platforms=platforms,
-        writer=writer,
-        reference=lambda: reference,
+        dev_stack.endpoints(),
+        audit_dir,
+        task_queue=queue,
+        reference=reference,
         trust=lambda: load_trust(trust_file),  # the operator's file, read on every refresh
         trust_max_age=TRUST_MAX_AGE,
-        task_queue=queue,
-    )
-    try:
-        async with worker:
-            yield Guarded(dev_stack.client, dev_stack.sim, reference, queue, audit_dir, trust_file)
-    finally:
-        await platforms.aclose()
-        writer.close()
+    ):
+        yield Guarded(dev_stack.client, dev_stack.sim, reference, queue, audit_dir, trust_file)
 
 
 # --- helpers -------------------------------------------------------------------------------

@@ -35,6 +35,8 @@ from docket_harness import (
     Trace,
     audit_entries,
     decoded_text,
+    failed_tasks,
+    history,
     identities,
     make_order,
     sign_raw,
@@ -48,7 +50,7 @@ from docket import temporal_names as names
 from docket.devserver import find_binary
 from docket.validation import InvalidRequest, validate_order, workflow_id_for
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow(35)]
 
 ROOT = Path(__file__).resolve().parents[2]
 ORDER_FILE = ROOT / "examples" / "other" / "mst-tiktok-2025.json"
@@ -149,15 +151,6 @@ class Cli:
 @pytest.fixture(scope="module")
 def cli(dev_stack: Stack) -> Cli:
     return Cli(dev_stack)
-
-
-async def task_failures(stack: Stack, workflow_id: str) -> list[str]:
-    history = await stack.client.get_workflow_handle(workflow_id).fetch_history()
-    return [
-        e.workflow_task_failed_event_attributes.failure.message
-        for e in history.events
-        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED
-    ]
 
 
 def order_dict(stack: Stack, reference: str, items: int = 1) -> dict[str, Any]:
@@ -265,7 +258,7 @@ async def test_invalid_start_inputs_fail_the_workflow_at_once(
         assert "Traceback" not in message and "KeyError" not in message, message
 
         # At once: no workflow task failed, none retried, nothing written to the audit log.
-        assert await task_failures(dev_stack, workflow_id) == [], what
+        assert failed_tasks(await history(dev_stack.client, workflow_id)) == [], what
         assert audit_entries(dev_stack.audit_dir, workflow_id) == [], what
 
     # `starter.py sign submit` refuses to sign the bad orders at all, naming the same fields.
@@ -442,9 +435,9 @@ async def test_commands_from_the_stock_cli(dev_stack: Stack, cli: Cli, tmp_path:
     assert withdrawn.code == 0, withdrawn.text
     described = await cli.closed(rid)
     assert described["workflowExecutionInfo"]["status"] == "WORKFLOW_EXECUTION_STATUS_COMPLETED"
-    assert await task_failures(dev_stack, rid) == []
-    history = await dev_stack.client.get_workflow_handle(rid).fetch_history()
-    inputs = decoded_text(history.to_json())
+    recorded = await dev_stack.client.get_workflow_handle(rid).fetch_history()
+    assert failed_tasks(recorded.events) == []
+    inputs = decoded_text(recorded.to_json())
     assert "SSH SIGNATURE" in inputs and "PRIVATE KEY" not in inputs
     assert [e["event"]["action"] for e in audit_entries(dev_stack.audit_dir, rid)] == [
         "submit",

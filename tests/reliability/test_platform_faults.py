@@ -19,35 +19,35 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import orjson
 import pytest
-from docket_harness import issue
-from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client
-
-from docket import client as docket
-from docket import temporal_names as names
-from docket.devserver import free_port
-from docket.models import Approve, RetryDelivery, Withdraw
-from docket.reference import default_reference
-from platform_sim.server import PlatformSimulator
-
-from .stack import (
+from docket_harness import (
+    DEMO_POLICY,
     PLATFORM,
     actor,
-    audit_lines,
+    approve,
+    audit_copies,
     endpoint,
+    failed_tasks,
+    fresh_order,
     history,
-    make_order,
+    issue,
     new_secret,
     running_worker,
     submit,
-    use_task_queue,
-    wait_state,
-    workflow_task_failures,
+    wait_for,
 )
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client
 
-pytestmark = pytest.mark.integration
+from activities.platform import PlatformActivities
+from docket import client as docket
+from docket import temporal_names as names
+from docket.devserver import free_port
+from docket.models import Order, RetryDelivery, Withdraw
+from docket.reference import default_reference
+from platform_sim.server import PlatformSimulator
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow(30)]
 
 DELIVERED = ("awaiting_ack", "acknowledged", "verifying", "monitoring")
 FORWARDED = ("x-docket-timestamp", "x-docket-signature", "idempotency-key", "content-type")
@@ -131,19 +131,14 @@ class FaultProxy:
         self.http.close()
 
 
-@pytest.fixture
-def queue(monkeypatch: pytest.MonkeyPatch) -> str:
-    return use_task_queue(monkeypatch)
-
-
-def counters(sim: PlatformSimulator) -> dict[str, Any]:
-    data: dict[str, Any] = sim.stats()["platforms"].get(PLATFORM, {})
+def counters(simulator: PlatformSimulator) -> dict[str, Any]:
+    data: dict[str, Any] = simulator.stats()["platforms"].get(PLATFORM, {})
     return data
 
 
-async def approve(client: Client, rid: str) -> None:
-    await wait_state(client, rid, "pending_approval")
-    await issue(client, rid, Approve(actor=actor("tran.thi.binh"), reason="Checked; send it"))
+def order_to(simulator: PlatformSimulator, slug: str) -> Order:
+    """A one-item order to facebook (DEMO-VN-C38's clocks: no deadline passes during a test)."""
+    return fresh_order(simulator, [slug], label="REL", policy=DEMO_POLICY)
 
 
 async def delivery_attempt(client: Client, rid: str) -> tuple[int, str]:
@@ -168,13 +163,13 @@ async def delivery_attempt(client: Client, rid: str) -> tuple[int, str]:
 async def assert_delivery_failed(
     client: Client, rid: str, audit_dir: Path, reason: str
 ) -> dict[str, Any]:
-    status = await wait_state(client, rid, "delivery_failed")
+    status = await wait_for(client, rid, state="delivery_failed")
     assert reason in (status["delivery_error"] or "")
     entry = (await docket.timeline(client, rid))[-1]
     assert entry["event"]["action"] == "delivery_failed"
     assert reason in entry["event"]["reason"]
     assert reason in entry["docket"]["data"]["error"]
-    on_disk = [orjson.loads(line) for line in audit_lines(audit_dir, rid)]
+    on_disk = audit_copies(audit_dir, rid)
     assert on_disk[-1]["event"]["id"] == entry["event"]["id"]
     assert reason in on_disk[-1]["event"]["reason"]
     described = await client.get_workflow_handle(rid).describe()
@@ -183,59 +178,70 @@ async def assert_delivery_failed(
 
 
 async def test_5xx_burst_is_retried_and_delivered_once(
-    rel_client: Client, sim: PlatformSimulator, sim_secret: str, queue: str, audit_dir: Path
+    dev_client: Client,
+    simulator: PlatformSimulator,
+    facebook_secret: str,
+    task_queue: str,
+    audit_dir: Path,
 ) -> None:
     ref = default_reference()
-    order = make_order(sim, ["flaky5.remove--burst"])
-    eps = {PLATFORM: endpoint(ref, sim.base_url(PLATFORM), sim_secret)}
-    async with running_worker(rel_client, queue, eps, audit_dir):
-        rid = await submit(rel_client, order)
-        await approve(rel_client, rid)
-        await wait_state(rel_client, rid, *DELIVERED)
-    attempt, failure = await delivery_attempt(rel_client, rid)
+    order = order_to(simulator, "flaky5.remove--burst")
+    eps = {PLATFORM: endpoint(ref, simulator.base_url(PLATFORM), facebook_secret)}
+    async with running_worker(dev_client, eps, audit_dir, task_queue=task_queue):
+        rid = await submit(dev_client, order)
+        await approve(dev_client, rid)
+        await wait_for(dev_client, rid, state=DELIVERED)
+    attempt, failure = await delivery_attempt(dev_client, rid)
     assert attempt == 6 and "HTTP 503" in failure
-    stats = counters(sim)
+    stats = counters(simulator)
     assert stats["deliveries"][rid] == 1  # one order at the platform ...
     assert stats["delivery_attempts"][rid] == 6  # ... after five refused attempts
-    assert workflow_task_failures(await history(rel_client, rid)) == []
+    assert failed_tasks(await history(dev_client, rid)) == []
 
 
 async def test_platform_down_beyond_the_retry_budget_lands_in_delivery_failed(
-    rel_client: Client, sim: PlatformSimulator, sim_secret: str, queue: str, audit_dir: Path
+    dev_client: Client,
+    simulator: PlatformSimulator,
+    facebook_secret: str,
+    task_queue: str,
+    audit_dir: Path,
 ) -> None:
     ref = default_reference()
-    order = make_order(sim, ["flaky50.remove--down"])
-    eps = {PLATFORM: endpoint(ref, sim.base_url(PLATFORM), sim_secret)}
-    async with running_worker(rel_client, queue, eps, audit_dir):
-        rid = await submit(rel_client, order)
-        await approve(rel_client, rid)
-        status = await assert_delivery_failed(rel_client, rid, audit_dir, "HTTP 503")
+    order = order_to(simulator, "flaky50.remove--down")
+    eps = {PLATFORM: endpoint(ref, simulator.base_url(PLATFORM), facebook_secret)}
+    async with running_worker(dev_client, eps, audit_dir, task_queue=task_queue):
+        rid = await submit(dev_client, order)
+        await approve(dev_client, rid)
+        status = await assert_delivery_failed(dev_client, rid, audit_dir, "HTTP 503")
         assert status["allowed"] == ["retry_delivery", "withdraw"]
         receipt = await issue(
-            rel_client, rid, Withdraw(actor=actor("nguyen.van.an"), reason="Platform is down")
+            dev_client, rid, Withdraw(actor=actor("nguyen.van.an"), reason="Platform is down")
         )
         assert receipt.outcome == "withdrawn"
-    stats = counters(sim)
+    stats = counters(simulator)
     assert rid not in stats["deliveries"]  # never opened: no ticket, no withdrawal notice
     assert stats["delivery_attempts"][rid] == 8  # DELIVERY_RETRY.maximum_attempts
 
 
 async def test_answers_slower_than_the_http_timeout_are_retried_without_a_second_order(
-    rel_client: Client, sim: PlatformSimulator, sim_secret: str, queue: str, audit_dir: Path
+    dev_client: Client,
+    simulator: PlatformSimulator,
+    facebook_secret: str,
+    task_queue: str,
+    audit_dir: Path,
 ) -> None:
     ref = default_reference()
-    order = make_order(sim, ["remove--slow-answer"])
-    with FaultProxy(sim.base_url(PLATFORM), ["slow", "slow"]) as proxy:
-        eps = {PLATFORM: endpoint(ref, proxy.base_url, sim_secret)}
-        async with running_worker(
-            rel_client, queue, eps, audit_dir, api_timeout=httpx.Timeout(0.5)
-        ):
-            rid = await submit(rel_client, order)
-            await approve(rel_client, rid)
-            await wait_state(rel_client, rid, *DELIVERED)
-    attempt, failure = await delivery_attempt(rel_client, rid)
+    order = order_to(simulator, "remove--slow-answer")
+    with FaultProxy(simulator.base_url(PLATFORM), ["slow", "slow"]) as proxy:
+        eps = {PLATFORM: endpoint(ref, proxy.base_url, facebook_secret)}
+        slow = PlatformActivities(eps, api_timeout=httpx.Timeout(0.5))
+        async with running_worker(dev_client, slow, audit_dir, task_queue=task_queue):
+            rid = await submit(dev_client, order)
+            await approve(dev_client, rid)
+            await wait_for(dev_client, rid, state=DELIVERED)
+    attempt, failure = await delivery_attempt(dev_client, rid)
     assert attempt == 3 and "timed out" in failure
-    stats = counters(sim)
+    stats = counters(simulator)
     # The platform saw all three attempts: the first opened the order, the two retries got
     # the same ticket back (idempotent repeats), none opened a second one.
     assert stats["deliveries"][rid] == 1
@@ -243,35 +249,43 @@ async def test_answers_slower_than_the_http_timeout_are_retried_without_a_second
 
 
 async def test_malformed_answers_are_retried_without_a_second_order(
-    rel_client: Client, sim: PlatformSimulator, sim_secret: str, queue: str, audit_dir: Path
+    dev_client: Client,
+    simulator: PlatformSimulator,
+    facebook_secret: str,
+    task_queue: str,
+    audit_dir: Path,
 ) -> None:
     ref = default_reference()
-    order = make_order(sim, ["remove--malformed"])
-    with FaultProxy(sim.base_url(PLATFORM), ["garbage", "html", "nested"]) as proxy:
-        eps = {PLATFORM: endpoint(ref, proxy.base_url, sim_secret)}
-        async with running_worker(rel_client, queue, eps, audit_dir):
-            rid = await submit(rel_client, order)
-            await approve(rel_client, rid)
-            status = await wait_state(rel_client, rid, *DELIVERED)
-    attempt, failure = await delivery_attempt(rel_client, rid)
+    order = order_to(simulator, "remove--malformed")
+    with FaultProxy(simulator.base_url(PLATFORM), ["garbage", "html", "nested"]) as proxy:
+        eps = {PLATFORM: endpoint(ref, proxy.base_url, facebook_secret)}
+        async with running_worker(dev_client, eps, audit_dir, task_queue=task_queue):
+            rid = await submit(dev_client, order)
+            await approve(dev_client, rid)
+            status = await wait_for(dev_client, rid, state=DELIVERED)
+    attempt, failure = await delivery_attempt(dev_client, rid)
     assert attempt == 4 and "breaks the contract's TicketResponse" in failure
     assert status["ticket"] is not None
-    stats = counters(sim)
+    stats = counters(simulator)
     assert stats["deliveries"][rid] == 1
     assert stats["duplicate_deliveries"][rid] == 3
 
 
 async def test_refused_connections_are_retried_until_the_platform_is_back(
-    rel_client: Client, sim: PlatformSimulator, sim_secret: str, queue: str, audit_dir: Path
+    dev_client: Client,
+    simulator: PlatformSimulator,
+    facebook_secret: str,
+    task_queue: str,
+    audit_dir: Path,
 ) -> None:
     ref = default_reference()
-    order = make_order(sim, ["remove--refused"])
+    order = order_to(simulator, "remove--refused")
     port = free_port()  # nothing listens here yet: connection refused
-    eps = {PLATFORM: endpoint(ref, f"http://127.0.0.1:{port}/{PLATFORM}", sim_secret)}
-    async with running_worker(rel_client, queue, eps, audit_dir):
-        rid = await submit(rel_client, order)
-        await approve(rel_client, rid)
-        handle = rel_client.get_workflow_handle(rid)
+    eps = {PLATFORM: endpoint(ref, f"http://127.0.0.1:{port}/{PLATFORM}", facebook_secret)}
+    async with running_worker(dev_client, eps, audit_dir, task_queue=task_queue):
+        rid = await submit(dev_client, order)
+        await approve(dev_client, rid)
+        handle = dev_client.get_workflow_handle(rid)
         failure = ""
         for _ in range(100):
             pending = (await handle.describe()).raw_description.pending_activities
@@ -283,38 +297,42 @@ async def test_refused_connections_are_retried_until_the_platform_is_back(
         assert "ConnectError" in failure
         with socket.socket() as probe:
             assert probe.connect_ex(("127.0.0.1", port)) != 0
-        with FaultProxy(sim.base_url(PLATFORM), [], port=port):
-            await wait_state(rel_client, rid, *DELIVERED, timeout=60)
-    assert counters(sim)["deliveries"][rid] == 1
+        with FaultProxy(simulator.base_url(PLATFORM), [], port=port):
+            await wait_for(dev_client, rid, state=DELIVERED, timeout=60)
+    assert counters(simulator)["deliveries"][rid] == 1
 
 
 async def test_wrong_signature_is_permanent_and_a_fixed_worker_retries_it(
-    rel_client: Client, sim: PlatformSimulator, sim_secret: str, queue: str, audit_dir: Path
+    dev_client: Client,
+    simulator: PlatformSimulator,
+    facebook_secret: str,
+    task_queue: str,
+    audit_dir: Path,
 ) -> None:
     ref = default_reference()
-    order = make_order(sim, ["remove--wrong-secret"])
-    before = counters(sim).get("signature_rejections", 0)
-    wrong = {PLATFORM: endpoint(ref, sim.base_url(PLATFORM), new_secret("wrong"))}
-    async with running_worker(rel_client, queue, wrong, audit_dir):
-        rid = await submit(rel_client, order)
-        await approve(rel_client, rid)
-        status = await assert_delivery_failed(rel_client, rid, audit_dir, "HTTP 401")
+    order = order_to(simulator, "remove--wrong-secret")
+    before = counters(simulator).get("signature_rejections", 0)
+    wrong = {PLATFORM: endpoint(ref, simulator.base_url(PLATFORM), new_secret("wrong"))}
+    async with running_worker(dev_client, wrong, audit_dir, task_queue=task_queue):
+        rid = await submit(dev_client, order)
+        await approve(dev_client, rid)
+        status = await assert_delivery_failed(dev_client, rid, audit_dir, "HTTP 401")
         assert "bad signature" in status["delivery_error"]
-    attempt, _ = await delivery_attempt(rel_client, rid)
+    attempt, _ = await delivery_attempt(dev_client, rid)
     assert attempt == 1  # SignatureRejected is not retried
-    stats = counters(sim)
+    stats = counters(simulator)
     assert stats["signature_rejections"] == before + 1
     assert rid not in stats["deliveries"]
     # The operator fixes the worker's secret (its environment) and retries the delivery.
-    right = {PLATFORM: endpoint(ref, sim.base_url(PLATFORM), sim_secret)}
-    async with running_worker(rel_client, queue, right, audit_dir):
+    right = {PLATFORM: endpoint(ref, simulator.base_url(PLATFORM), facebook_secret)}
+    async with running_worker(dev_client, right, audit_dir, task_queue=task_queue):
         receipt = await issue(
-            rel_client,
+            dev_client,
             rid,
             RetryDelivery(actor=actor("ops.on.call"), reason="Worker secret rotated"),
         )
         assert receipt.state == "delivering"
-        status = await wait_state(rel_client, rid, *DELIVERED)
+        status = await wait_for(dev_client, rid, state=DELIVERED)
     assert status["delivery_error"] is None
-    assert counters(sim)["deliveries"][rid] == 1
-    assert workflow_task_failures(await history(rel_client, rid)) == []
+    assert counters(simulator)["deliveries"][rid] == 1
+    assert failed_tasks(await history(dev_client, rid)) == []

@@ -13,7 +13,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from docket_harness import issue, signer
+from docket_harness import (
+    DEMO_POLICY,
+    PLATFORM,
+    UPDATE_EVENTS,
+    actor,
+    count_events,
+    endpoint,
+    failed_tasks,
+    fresh_order,
+    history,
+    issue,
+    running_worker,
+    signer,
+    submit,
+    wait_for,
+)
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
@@ -22,21 +37,6 @@ from docket.lifecycle import Role
 from docket.models import Approve, Command, DecideAppeal, FileAppeal, Withdraw
 from docket.reference import default_reference
 from platform_sim.server import PlatformSimulator
-
-from .stack import (
-    PLATFORM,
-    UPDATE_EVENTS,
-    actor,
-    count_events,
-    endpoint,
-    history,
-    make_order,
-    running_worker,
-    submit,
-    use_task_queue,
-    wait_state,
-    workflow_task_failures,
-)
 
 pytestmark = pytest.mark.integration
 
@@ -72,49 +72,54 @@ def update_payloads(events: list[Any], name: str) -> list[tuple[str, bytes]]:
 
 
 async def test_roles_four_eyes_and_identity(
-    rel_server: Any,
-    rel_client: Client,
-    sim: PlatformSimulator,
-    sim_secret: str,
+    dev_client: Client,
+    simulator: PlatformSimulator,
+    facebook_secret: str,
     audit_dir: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    task_queue: str,
 ) -> None:
-    queue = use_task_queue(monkeypatch)
     ref = default_reference()
-    eps = {PLATFORM: endpoint(ref, sim.base_url(PLATFORM), sim_secret)}
+    eps = {PLATFORM: endpoint(ref, simulator.base_url(PLATFORM), facebook_secret)}
     binh = actor("tran.thi.binh")  # approver (MIC's credential)
-    async with running_worker(rel_client, queue, eps, audit_dir):
-        rid = await submit(rel_client, make_order(sim, ["remove--roles"]))
+    async with running_worker(dev_client, eps, audit_dir, task_queue=task_queue):
+        rid = await submit(
+            dev_client, fresh_order(simulator, ["remove--roles"], label="REL", policy=DEMO_POLICY)
+        )
         # maker with both roles: the four-eyes rule, on its own request
-        own = await submit(rel_client, make_order(sim, ["remove--own"], officer="le.van.cuong"))
-        await wait_state(rel_client, rid, "pending_approval")
-        await wait_state(rel_client, own, "pending_approval")
+        own = await submit(
+            dev_client,
+            fresh_order(
+                simulator, ["remove--own"], label="REL", policy=DEMO_POLICY, officer="le.van.cuong"
+            ),
+        )
+        await wait_for(dev_client, rid, state="pending_approval")
+        await wait_for(dev_client, own, state="pending_approval")
 
         # a liaison claiming the approver role: the credential grants platform_liaison only,
         # and Meta's credentials do not act for the ministry's requests at all
         posing = actor("liaison.facebook").model_copy(update={"roles": (Role.APPROVER,)})
         await refused(
-            rel_client,
+            dev_client,
             rid,
             Approve(actor=posing, reason="Looks fine to us"),
             "liaison.facebook (platform_liaison) may not approve",
             "needs one of the roles: approver",
         )
         await refused(
-            rel_client,
+            dev_client,
             rid,
             Approve(actor=actor("nguyen.van.an"), reason="I drafted it, it is urgent"),
             "may not approve",
         )
         await refused(
-            rel_client,
+            dev_client,
             own,
             Approve(actor=actor("le.van.cuong"), reason="I drafted it and I approve it"),
             "le.van.cuong made this request and cannot approve it",
             "four-eyes",
         )
         await refused(
-            rel_client,
+            dev_client,
             rid,
             Withdraw(actor=actor("auditor.state"), reason="Auditors only read"),
             "auditor.state (auditor) may not withdraw",
@@ -122,11 +127,13 @@ async def test_roles_four_eyes_and_identity(
 
         # The approver acts through a client that carries their identity.
         as_binh = await Client.connect(
-            rel_server.address, data_converter=rel_client.data_converter, identity=binh.id
+            dev_client.service_client.config.target_host,
+            data_converter=dev_client.data_converter,
+            identity=binh.id,
         )
         receipt = await issue(as_binh, rid, Approve(actor=binh, reason="Legal basis checked"))
         assert receipt.state == "delivering"
-        entry = (await docket.timeline(rel_client, rid))[receipt.sequence - 1]
+        entry = (await docket.timeline(dev_client, rid))[receipt.sequence - 1]
         assert entry["event"]["action"] == "approve"
         assert entry["user"] == {"id": "tran.thi.binh", "roles": ["approver"]}
         assert entry["organization"]["name"] == binh.organization
@@ -135,15 +142,15 @@ async def test_roles_four_eyes_and_identity(
         assert signed["signature"].startswith("-----BEGIN SSH SIGNATURE-----")
         assert signed["key_fingerprint"] == signer("tran.thi.binh").key_fingerprint
         assert signed["organization_id"] == "mic"
-        [(identity, payload)] = update_payloads(await history(rel_client, rid), "approve")
+        [(identity, payload)] = update_payloads(await history(dev_client, rid), "approve")
         assert identity == "tran.thi.binh"
         assert b"tran.thi.binh" in payload and b"SSH SIGNATURE" in payload
 
-        await wait_state(rel_client, rid, "monitoring", timeout=60)
+        await wait_for(dev_client, rid, state="monitoring", timeout=60)
         # a board member files an appeal as a content owner ...
         board_member = actor("reviewer.appellant")
         appeal = await issue(
-            rel_client,
+            dev_client,
             rid,
             FileAppeal(
                 actor=board_member,
@@ -156,36 +163,36 @@ async def test_roles_four_eyes_and_identity(
         assert appeal.state == "appealed"
         # ... and may not decide it, though their credential grants appeal_reviewer;
         await refused(
-            rel_client,
+            dev_client,
             rid,
             DecideAppeal(actor=board_member, reason="My own appeal", outcome="reversed"),
             "reviewer.appellant took part in the decision under appeal",
         )
         # the approver may not decide it (no reviewer role), nor the platform liaison.
         await refused(
-            rel_client,
+            dev_client,
             rid,
             DecideAppeal(actor=binh, reason="I know this case", outcome="upheld"),
             "may not decide_appeal",
             "appeal_reviewer",
         )
         await refused(
-            rel_client,
+            dev_client,
             rid,
             DecideAppeal(actor=actor("liaison.facebook"), reason="Upheld", outcome="upheld"),
             "liaison.facebook (platform_liaison) may not decide_appeal",
         )
         decided = await issue(
-            rel_client,
+            dev_client,
             rid,
             DecideAppeal(actor=actor("pham.thi.dung"), reason="Removal upheld", outcome="upheld"),
         )
         assert decided.state == "monitoring"
-        entry = (await docket.timeline(rel_client, rid))[decided.sequence - 1]
+        entry = (await docket.timeline(dev_client, rid))[decided.sequence - 1]
         assert entry["user"]["id"] == "pham.thi.dung"
         assert entry["docket"]["appeal"]["reviewer"] == "pham.thi.dung"
-        events = await history(rel_client, rid)
+        events = await history(dev_client, rid)
         [(_, payload)] = update_payloads(events, "decide_appeal")
         assert b"pham.thi.dung" in payload
-        assert workflow_task_failures(events) == []
-        await issue(rel_client, own, Withdraw(actor=actor("le.van.cuong"), reason="Test done"))
+        assert failed_tasks(events) == []
+        await issue(dev_client, own, Withdraw(actor=actor("le.van.cuong"), reason="Test done"))

@@ -12,49 +12,46 @@ from pathlib import Path
 
 import orjson
 import pytest
-from docket_harness import issue
+from docket_harness import (
+    DEMO_POLICY,
+    PLATFORM,
+    approve,
+    endpoint,
+    fresh_order,
+    history,
+    running_worker,
+    submit,
+    wait_for,
+)
 from temporalio.client import Client
 
 from docket import client as docket
 from docket import worker_setup as docket_worker
 from docket.case import RequestInput
-from docket.models import Approve
 from docket.reference import default_reference
 from docket.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, signed_headers
 from platform_sim.server import PlatformSimulator
 from platform_sim.testing import SignedClient, sample_order
 
-from .stack import (
-    PLATFORM,
-    actor,
-    endpoint,
-    history,
-    make_order,
-    running_worker,
-    submit,
-    use_task_queue,
-    wait_state,
-)
-
 
 @pytest.fixture
-def signed(sim: PlatformSimulator, sim_secret: str) -> SignedClient:
-    return SignedClient(sim.base_url(PLATFORM), sim_secret.encode())
+def signed(simulator: PlatformSimulator, facebook_secret: str) -> SignedClient:
+    return SignedClient(simulator.base_url(PLATFORM), facebook_secret.encode())
 
 
-def rejections(sim: PlatformSimulator) -> tuple[int, int]:
-    stats = sim.stats()["platforms"].get(PLATFORM, {})
+def rejections(simulator: PlatformSimulator) -> tuple[int, int]:
+    stats = simulator.stats()["platforms"].get(PLATFORM, {})
     return stats.get("signature_rejections", 0), stats.get("replays_rejected", 0)
 
 
 def test_signatures_are_checked_and_replays_refused(
-    sim: PlatformSimulator, signed: SignedClient
+    simulator: PlatformSimulator, signed: SignedClient
 ) -> None:
     rid = f"req-sig-{time.time_ns()}"
-    order = sample_order(rid, [sim.content_url(PLATFORM, "remove--signed")])
+    order = sample_order(rid, [simulator.content_url(PLATFORM, "remove--signed")])
     body = orjson.dumps(order.model_dump(mode="json"))
     now = int(time.time())
-    sig0, replay0 = rejections(sim)
+    sig0, replay0 = rejections(simulator)
 
     for secret, ts, why in (
         (b"not-the-secret", now, "bad signature: signature mismatch"),
@@ -67,7 +64,7 @@ def test_signatures_are_checked_and_replays_refused(
         assert why.split(": ")[-1] in answer.json()["error"], answer.text
     unsigned = signed.http.post(signed.base_url + "/v1/requests", content=body)
     assert unsigned.status_code == 401
-    assert rejections(sim)[0] == sig0 + 4
+    assert rejections(simulator)[0] == sig0 + 4
 
     # A captured, validly signed delivery ...
     headers = signed_headers(signed.secret, body, now)
@@ -104,9 +101,9 @@ def test_signatures_are_checked_and_replays_refused(
         },
     )
     assert forged.status_code == 401
-    stats = sim.stats()["platforms"][PLATFORM]
+    stats = simulator.stats()["platforms"][PLATFORM]
     assert stats["deliveries"][rid] == 1
-    assert rejections(sim) == (sig0 + 5, replay0 + 1)
+    assert rejections(simulator) == (sig0 + 5, replay0 + 1)
 
 
 def test_secrets_come_from_the_worker_environment_only() -> None:
@@ -128,25 +125,27 @@ def test_secrets_come_from_the_worker_environment_only() -> None:
     assert ref.platforms["facebook"].credential_env == "DOCKET_SECRET_FACEBOOK"
 
 
+@pytest.mark.integration
 async def test_the_secret_is_nowhere_in_history_memo_search_attributes_or_audit(
-    rel_client: Client,
-    sim: PlatformSimulator,
-    sim_secret: str,
+    dev_client: Client,
+    simulator: PlatformSimulator,
+    facebook_secret: str,
     audit_dir: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    task_queue: str,
 ) -> None:
-    queue = use_task_queue(monkeypatch)
-    eps = {PLATFORM: endpoint(default_reference(), sim.base_url(PLATFORM), sim_secret)}
-    async with running_worker(rel_client, queue, eps, audit_dir):
-        rid = await submit(rel_client, make_order(sim, ["remove--secret-scan"]))
-        await wait_state(rel_client, rid, "pending_approval")
-        await issue(rel_client, rid, Approve(actor=actor("tran.thi.binh"), reason="Send it"))
-        await wait_state(rel_client, rid, "monitoring", "closed", timeout=60)
-        described = await rel_client.get_workflow_handle(rid).describe()
-        status = await docket.status(rel_client, rid)
-        timeline = await docket.timeline(rel_client, rid)
-    assert sim.stats()["platforms"][PLATFORM]["deliveries"][rid] == 1  # it was signed
-    hist = await rel_client.get_workflow_handle(rid).fetch_history()
+    eps = {PLATFORM: endpoint(default_reference(), simulator.base_url(PLATFORM), facebook_secret)}
+    async with running_worker(dev_client, eps, audit_dir, task_queue=task_queue):
+        rid = await submit(
+            dev_client,
+            fresh_order(simulator, ["remove--secret-scan"], label="REL", policy=DEMO_POLICY),
+        )
+        await approve(dev_client, rid, reason="Send it")
+        await wait_for(dev_client, rid, state=("monitoring", "closed"), timeout=60)
+        described = await dev_client.get_workflow_handle(rid).describe()
+        status = await docket.status(dev_client, rid)
+        timeline = await docket.timeline(dev_client, rid)
+    assert simulator.stats()["platforms"][PLATFORM]["deliveries"][rid] == 1  # it was signed
+    hist = await dev_client.get_workflow_handle(rid).fetch_history()
     places = {
         "history": hist.to_json(),
         "memo": json.dumps(await described.memo(), default=str),
@@ -155,7 +154,7 @@ async def test_the_secret_is_nowhere_in_history_memo_search_attributes_or_audit(
         "timeline": json.dumps(timeline, ensure_ascii=False),
         "audit log": "".join(p.read_text("utf-8") for p in audit_dir.glob("*.jsonl")),
     }
-    assert len(await history(rel_client, rid)) > 10
+    assert len(await history(dev_client, rid)) > 10
     for where, text in places.items():
-        assert sim_secret not in text, where
-        assert sim_secret.encode().hex() not in text, where
+        assert facebook_secret not in text, where
+        assert facebook_secret.encode().hex() not in text, where

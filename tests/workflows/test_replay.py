@@ -3,17 +3,21 @@ AuthorityRequest, with the worker's own sandbox runner: a change that would brea
 workflows (different commands for the same history) fails here, and so does a replay that
 plans a different audit entry than the history's write carried (`audit_replay`).
 
-Four sets: tests/histories/*.json were recorded before the local audit write (every entry by
+Six sets: tests/histories/*.json were recorded before the local audit write (every entry by
 a regular activity), tests/histories/local-audit/*.json after it (`LOCAL_AUDIT_PATCH`),
 tests/histories/one-write-per-poll/*.json after a poll's transitions were written together
-(`ONE_WRITE_PER_POLL_PATCH`), and tests/histories/clock-from-history/*.json after no entry's
+(`ONE_WRITE_PER_POLL_PATCH`), tests/histories/clock-from-history/*.json after no entry's
 time was read from the activation that hands a local activity's result over
-(`CLOCK_FROM_HISTORY_PATCH`). The three later sets have a `prompt` path, whose first poll
-reports the acknowledgment and the decision at once: two writes before the one-write patch,
-one after. tests/histories/replay-divergence/ holds histories whose local writes' results
-reached the workflow in a later task than the one that recorded them (a query was answered
-meanwhile): two recorded before the clock patch, whose replay plans different entries, and
-one after it, whose replay plans the same."""
+(`CLOCK_FROM_HISTORY_PATCH`), tests/histories/trust-boundary/*.json after the workflow
+admitted signed submissions itself (`TRUST_BOUNDARY_PATCH`), and
+tests/histories/fewer-events/*.json after one patch marker came to stand for all of those and
+the command barrier's timer (`COMMAND_BARRIER_TIMER_PATCH`), and unchanged search attributes
+stopped being upserted (`FEWER_EVENTS_PATCH`). The later sets
+have a `prompt` path, whose first poll reports the acknowledgment and the decision at once:
+two writes before the one-write patch, one after. tests/histories/replay-divergence/ holds
+histories whose local writes' results reached the workflow in a later task than the one that
+recorded them (a query was answered meanwhile): two recorded before the clock patch, whose
+replay plans different entries, and one after it, whose replay plans the same."""
 
 from __future__ import annotations
 
@@ -36,6 +40,7 @@ from docket.worker_setup import CompileOnceFinder, CompileOnceLoader, workflow_r
 from workflows import AuthorityRequest
 from workflows.authority_request import (
     CLOCK_FROM_HISTORY_PATCH,
+    FEWER_EVENTS_PATCH,
     LOCAL_AUDIT_PATCH,
     ONE_WRITE_PER_POLL_PATCH,
     TRUST_BOUNDARY_PATCH,
@@ -46,6 +51,7 @@ LOCAL_AUDIT = HISTORIES / "local-audit"
 ONE_WRITE = HISTORIES / "one-write-per-poll"
 CLOCK = HISTORIES / "clock-from-history"
 TRUST = HISTORIES / "trust-boundary"
+FEWER = HISTORIES / "fewer-events"
 DIVERGENCE = HISTORIES / "replay-divergence"
 EXPECTED = ("appeal_reversed", "comply", "disputed", "unresponsive")
 SETS = {
@@ -54,6 +60,7 @@ SETS = {
     "one-write-per-poll": (ONE_WRITE, (*EXPECTED, "prompt")),
     "clock-from-history": (CLOCK, (*EXPECTED, "prompt")),
     "trust-boundary": (TRUST, (*EXPECTED, "prompt")),
+    "fewer-events": (FEWER, (*EXPECTED, "prompt")),
 }
 ALL = [(d, name) for d, names_ in SETS.values() for name in names_]
 
@@ -162,6 +169,59 @@ def test_the_trust_boundary_set_holds_signed_submissions_and_commands(name: str)
         args = update["workflowExecutionUpdateAcceptedEventAttributes"]["acceptedRequest"]
         payload = json.loads(base64.b64decode(args["input"]["args"]["payloads"][0]["data"]))
         assert set(payload) == {"statement", "signature"}
+
+
+@pytest.mark.parametrize("name", (*EXPECTED, "prompt"))
+def test_the_fewer_events_set_records_one_patch_and_no_idle_upsert(name: str) -> None:
+    """Recorded after `fewer-events`: one patch marker stands for every earlier change, a
+    start whose fingerprint memo is right keeps it, and every search attribute upsert
+    changes a value (a re-check, which keeps the state, upserts nothing)."""
+    patches, writes = audit_markers(FEWER, name)
+    assert patches == {FEWER_EVENTS_PATCH} and len(writes) >= 3, (patches, writes)
+    events = json.loads((FEWER / f"{name}.json").read_text())["events"]
+    memos = [
+        set(e["workflowPropertiesModifiedEventAttributes"]["upsertedMemo"]["fields"])
+        for e in events
+        if e["eventType"] == "EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED"
+    ]
+    assert memos == [{"audit_anchor", "outcome"}], memos  # the anchor at close, nothing else
+    values: dict[str, Any] = {}
+    for e in events:
+        if e["eventType"] != "EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES":
+            continue
+        fields = e["upsertWorkflowSearchAttributesEventAttributes"]["searchAttributes"]
+        upserted = {
+            key: json.loads(base64.b64decode(p.get("data", "")) or "null")
+            for key, p in fields["indexedFields"].items()
+        }
+        assert any(values.get(k, "<unset>") != v for k, v in upserted.items()), upserted
+        values.update(upserted)
+
+
+def command_barriers(directory: Path, name: str) -> tuple[int, int]:
+    """(barrier local activities, barrier timers) of a recorded history: how each command that
+    came while the main loop waited for an activity or a timer let the main loop record first."""
+    events = json.loads((directory / f"{name}.json").read_text())["events"]
+    local = timers = 0
+    for e in events:
+        if e["eventType"] == "EVENT_TYPE_TIMER_STARTED":
+            summary = e.get("userMetadata", {}).get("summary", {}).get("data", "")
+            timers += "main loop" in base64.b64decode(summary).decode()
+        elif e["eventType"] == "EVENT_TYPE_MARKER_RECORDED":
+            m = e["markerRecordedEventAttributes"]
+            if m["markerName"] == "core_local_activity":
+                data = json.loads(base64.b64decode(m["details"]["data"]["payloads"][0]["data"]))
+                local += data["activity_type"] == "audit_order_barrier"
+    return local, timers
+
+
+@pytest.mark.parametrize("name", ("appeal_reversed", "unresponsive"))
+def test_the_fewer_events_set_waits_for_the_main_loop_behind_a_timer(name: str) -> None:
+    """`fewer-events` stands for `command-barrier-timer` too: in the paths where a command came
+    while a poll or a timer was pending, the earlier set waited behind a local activity, the
+    fewer-events set behind a timer (and both replay: test_history_replays)."""
+    assert command_barriers(TRUST, name) == (1, 0)
+    assert command_barriers(FEWER, name) == (0, 1)
 
 
 @pytest.mark.parametrize("name", EXPECTED)

@@ -25,12 +25,14 @@ from docket_harness import (
     actions,
     actor,
     audit_entries,
+    endpoints,
     fast_reference,
     is_running,
     issue,
     liaison,
     make_order,
     path,
+    running_worker,
     search_attributes,
     submit,
     wait_for,
@@ -61,6 +63,8 @@ from docket.models import (
 )
 from docket.reference import ReferenceData
 from platform_sim.server import PlatformSimulator
+
+pytestmark = pytest.mark.integration
 
 NO_POLLING = timedelta(days=400)
 DAY = timedelta(days=1)
@@ -150,14 +154,14 @@ async def run(
     ts_simulator: PlatformSimulator,
     reference: ReferenceData,
     sim_secrets: dict[str, str],
-    worker_factory: Any,
     tmp_path: Path,
 ) -> AsyncIterator[Run]:
     audit_dir = tmp_path / "audit"
     r = Run(ts_env, ts_simulator, reference, audit_dir, uuid.uuid4().hex[:8], [])
     # The platform is never polled: these tests drive its answers themselves.
     quiet = fast_reference(reference, poll_interval=NO_POLLING)
-    async with worker_factory(ts_env.client, ts_simulator, audit_dir, sim_secrets, quiet):
+    platforms = endpoints(ts_simulator, quiet, sim_secrets)
+    async with running_worker(ts_env.client, platforms, audit_dir, reference=quiet):
         try:
             yield r
         finally:  # a failed test must not leave timers that fire into the next one
