@@ -13,7 +13,8 @@ tests/histories/one-write-per-poll/ after `audit-one-write-per-poll`,
 tests/histories/clock-from-history/ after `audit-clock-from-history`,
 tests/histories/trust-boundary/ after `trust-boundary` (signed submissions and commands,
 the workflow admitting its own input), tests/histories/fewer-events/ after `fewer-events`
-(one patch marker for all of those and `command-barrier-timer`, no upsert of unchanged search attributes, the start's
+(one patch marker for all of those and `command-barrier-timer`, no upsert of unchanged
+search attributes, the start's
 fingerprint memo kept when right). The later sets have the
 `prompt` path, whose first poll reports the acknowledgment and the decision together
 (local-audit/prompt.json was recorded afterwards with the code of commit c47e393).
