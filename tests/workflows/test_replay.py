@@ -239,6 +239,19 @@ async def test_history_replays(directory: Path, name: str) -> None:
 
 
 @pytest.mark.parametrize(("directory", "name"), ALL, ids=[f"{d.name}/{n}" for d, n in ALL])
+async def test_history_replays_without_the_sandbox(directory: Path, name: str) -> None:
+    """What a worker with DOCKET_WORKFLOW_SANDBOX=off runs (docs/operations.md) replays
+    every recorded history too."""
+    unsandboxed = Replayer(
+        workflows=[AuthorityRequest],
+        data_converter=pydantic_data_converter,
+        workflow_runner=workflow_runner(sandboxed=False),
+    )
+    result = await unsandboxed.replay_workflow(load(name, directory))
+    assert result.replay_failure is None
+
+
+@pytest.mark.parametrize(("directory", "name"), ALL, ids=[f"{d.name}/{n}" for d, n in ALL])
 async def test_replay_plans_every_entry_the_history_wrote(directory: Path, name: str) -> None:
     """Each replayed audit write carries the entries (same sequence, id and hash) of the
     write at the same place in the history, and the replayed timeline is all of them."""
