@@ -77,6 +77,7 @@ from audit.progress import Progress
 from audit.reader import Inputs, discover
 from docket import sshsig
 from docket.credentials import (
+    IDENTITY_CODES,
     Credential,
     IdentityError,
     TrustRoots,
@@ -110,19 +111,16 @@ __all__ = [
     "check_signatures_paths",
 ]
 
+
+def _identity_finding_code(code: str) -> str:
+    """The finding code of a refusal by docket.credentials (`unsigned` names the entry)."""
+    return "unsigned_command" if code == "unsigned" else code
+
+
+# Every refusal docket.credentials can make, then what only the auditor's checks find.
 SIGNATURE_CODES = (
-    "unsigned_command",
-    "malformed_signature",
+    *(_identity_finding_code(code) for code in IDENTITY_CODES),
     "malformed_statement",
-    "wrong_namespace",
-    "bad_signature",
-    "not_a_certificate",
-    "unknown_key",
-    "credential_expired",
-    "credential_not_yet_valid",
-    "key_revoked",
-    "role_not_granted",
-    "bad_credential",
     "actor_mismatch",
     "signer_mismatch",
     "statement_mismatch",
@@ -433,10 +431,9 @@ _IDENTITY_ADVICE = {
 
 
 def _identity_problem(exc: IdentityError, at: datetime) -> Problem:
-    code = "unsigned_command" if exc.code == "unsigned" else exc.code
     advice = _IDENTITY_ADVICE.get(exc.code, "")
     return (
-        code,
+        _identity_finding_code(exc.code),
         exc.code,
         f"a valid signature and credential at {format_time(at)} (the entry's time)",
         f"{exc.message}" + (f"; {advice}" if advice else ""),
