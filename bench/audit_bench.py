@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -45,20 +46,32 @@ def _parse_ts(text: str) -> datetime:
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
 
 
-def chain_entries(template: list[str], chain: int) -> list[dict[str, Any]]:
-    """The template lifecycle as request `chain`: its own id, timestamps and hash chain."""
+# What a signed log adds to an entry: called with the request's chain id, the template line
+# (which it may change: a signed submission records what the statement carries) and the
+# entry's time; returns the entry's `docket.signed`, or None for an unsigned entry.
+Signing = Callable[[str, dict[str, Any], datetime], dict[str, Any] | None]
+
+
+def chain_entries(
+    template: list[str], chain: int, sign: Signing | None = None
+) -> list[dict[str, Any]]:
+    """The template lifecycle as request `chain`: its own id, timestamps and hash chain
+    (signed by `sign` where it says)."""
     tag = f"g{chain}"
     raw = [json.loads(line.replace("CHAIN", tag)) for line in template]
     t0 = _parse_ts(raw[0]["@timestamp"])
     # spread the requests over the first half of 2026, one every ~15 s
     base = PERIOD_START + timedelta(seconds=15 * chain)
-    head = ChainHead.genesis(raw[0]["docket"]["chain_id"])
+    chain_id = raw[0]["docket"]["chain_id"]
+    head = ChainHead.genesis(chain_id)
     out = []
     for body in raw:
+        at = base + (_parse_ts(body["@timestamp"]) - t0)
+        signed = sign(chain_id, body, at) if sign is not None else None
         event, docket = body["event"], body["docket"]
         entry, head = build_entry(
             head,
-            timestamp=base + (_parse_ts(body["@timestamp"]) - t0),
+            timestamp=at,
             action=event["action"],
             from_state=docket["from_state"],
             to_state=docket["to_state"],
@@ -72,20 +85,22 @@ def chain_entries(template: list[str], chain: int) -> list[dict[str, Any]]:
             request=docket.get("request"),
             appeal=docket.get("appeal"),
             data=docket.get("data"),
+            signed=signed,
             message=body["message"],
         )
         out.append(entry)
     return out
 
 
-def _write_part(args: tuple[str, int, int]) -> int:
-    directory, first, last = args
+def write_chains(directory: str, chains: range, sign: Signing | None = None) -> int:
+    """Write requests `chains` of the template lifecycle with the real AuditWriter, in
+    batches of BATCH entries; the number of entries written."""
     template = _template()
-    writer = AuditWriter(directory, host=f"bench{first}")
+    writer = AuditWriter(directory, host=f"bench{chains.start}")
     batch: list[dict[str, Any]] = []
     written = 0
-    for chain in range(first, last):
-        batch.extend(chain_entries(template, chain))
+    for chain in chains:
+        batch.extend(chain_entries(template, chain, sign))
         if len(batch) >= BATCH:
             writer.append(batch, 1)
             written += len(batch)
@@ -97,26 +112,35 @@ def _write_part(args: tuple[str, int, int]) -> int:
     return written
 
 
+def _write_part(directory: str, chains: range) -> int:
+    return write_chains(directory, chains)
+
+
+def generate_log(
+    segments: Path, entries: int, write_part: Callable[[str, range], int], what: str
+) -> None:
+    """Write about `entries` entries into `segments` with `write_part` in 2 processes (2
+    segments, as with 2 workers), then mark the log COMPLETE beside it."""
+    chains = max(1, entries // len(_template()))
+    half = chains // 2
+    say(f"  {what}: generating a {chains * len(_template()):,}-entry log ({chains:,} requests) ...")
+    t = time.perf_counter()
+    with ProcessPoolExecutor(2) as pool:
+        parts = [range(0, half), range(half, chains)]
+        total = sum(pool.map(write_part, [str(segments)] * 2, parts))
+    elapsed = time.perf_counter() - t
+    say(f"  {what}: generated {total:,} entries in {elapsed:.0f} s ({total / elapsed:,.0f}/s)")
+    (segments.parent / "COMPLETE").write_text(json.dumps({"entries": total, "seconds": elapsed}))
+
+
 def ensure_log(entries: int) -> Path:
     """The cached N-entry log (generated once with the real writer, 2 processes)."""
     directory = VAR / f"auditlog-{entries}"
-    done = directory / "COMPLETE"
-    if done.exists():
-        return directory / "segments"
-    shutil.rmtree(directory, ignore_errors=True)
-    segments = directory / "segments"
-    segments.mkdir(parents=True)
-    chains = max(1, entries // len(_template()))
-    half = chains // 2
-    say(f"  audit: generating a {chains * len(_template()):,}-entry log ({chains:,} requests) ...")
-    t = time.perf_counter()
-    with ProcessPoolExecutor(2) as pool:
-        parts = [(str(segments), 0, half), (str(segments), half, chains)]
-        total = sum(pool.map(_write_part, parts))
-    elapsed = time.perf_counter() - t
-    say(f"  audit: generated {total:,} entries in {elapsed:.0f} s ({total / elapsed:,.0f}/s)")
-    done.write_text(json.dumps({"entries": total, "seconds": elapsed}))
-    return segments
+    if not (directory / "COMPLETE").exists():
+        shutil.rmtree(directory, ignore_errors=True)
+        (directory / "segments").mkdir(parents=True)
+        generate_log(directory / "segments", entries, _write_part, "audit")
+    return directory / "segments"
 
 
 def log_size(segments: Path) -> tuple[int, int]:

@@ -24,6 +24,7 @@ to regenerate).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import resource
@@ -31,16 +32,13 @@ import shutil
 import subprocess
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from audit.entry import ChainHead, build_entry
-from audit.writer import AuditWriter
-from bench.audit_bench import BATCH, PERIOD_START, _parse_ts, _template
+from bench.audit_bench import _template, generate_log, write_chains
 from bench.common import ROOT, VAR, Table, fmt, median, say
 
 EXAMPLE = ROOT / "examples" / "seed" / "mic-facebook-2017.json"
@@ -115,107 +113,55 @@ def _submission() -> tuple[dict[str, Any], dict[str, Any]]:
 # --- the log -----------------------------------------------------------------------------------
 
 
-def _write_part(args: tuple[str, str, int, int]) -> int:
+def _write_part(identities: str, directory: str, chains: range) -> int:
     from docket.case import Signature
     from docket.signer import sign_command
     from docket.statement import parse_statement
 
-    directory, identities, first, last = args
     signers = _signers(Path(identities))
     order, planned_submit = _submission()
-    template = [json.loads(line) for line in _template()]
-    t0 = _parse_ts(template[0]["@timestamp"])
-    writer = AuditWriter(directory, host=f"bench{first}")
-    batch: list[dict[str, Any]] = []
-    written = 0
-    for chain in range(first, last):
-        raw = [json.loads(json.dumps(body).replace("CHAIN", f"g{chain}")) for body in template]
-        chain_id = raw[0]["docket"]["chain_id"]
-        base = PERIOD_START + timedelta(seconds=15 * chain)
-        head = ChainHead.genesis(chain_id)
-        for body in raw:
-            event, docket = body["event"], body["docket"]
-            at = base + (_parse_ts(body["@timestamp"]) - t0)
-            signed = None
-            reason = event.get("reason")
-            if event["action"] in ("submit", "approve"):
-                actor = body["user"]["id"]
-                if event["action"] == "submit":
-                    payload: dict[str, Any] = {"order": order}
-                    docket["request"] = planned_submit["docket"]["request"]
-                    docket["items"] = planned_submit["docket"]["items"]
-                    reason = planned_submit["event"]["reason"]
-                else:
-                    payload = {"reason": reason}
-                signer = signers[actor]
-                command = sign_command(
-                    signer, chain_id, event["action"], actor, payload, at - timedelta(seconds=1)
-                )
-                statement = parse_statement(command.statement)
-                signed = Signature(
-                    statement=command.statement,
-                    signature=command.signature,
-                    nonce=statement.nonce,
-                    key_fingerprint=signer.key_fingerprint,
-                    ca_fingerprint=signer.certificate.ca_key.fingerprint,
-                    credential_serial=signer.certificate.serial,
-                    organization_id="mic",
-                ).entry()
-            entry, head = build_entry(
-                head,
-                timestamp=at,
-                action=event["action"],
-                from_state=docket["from_state"],
-                to_state=docket["to_state"],
-                actor_id=body["user"]["id"],
-                actor_roles=body["user"]["roles"],
-                organization=body["organization"]["name"],
-                reason=reason,
-                outcome=event["outcome"],
-                items=docket.get("items"),
-                evidence=docket.get("evidence"),
-                request=docket.get("request"),
-                appeal=docket.get("appeal"),
-                data=docket.get("data"),
-                signed=signed,
-                message=body["message"],
-            )
-            batch.append(entry)
-        if len(batch) >= BATCH:
-            writer.append(batch, 1)
-            written += len(batch)
-            batch = []
-    if batch:
-        writer.append(batch, 1)
-        written += len(batch)
-    writer.close()
-    return written
+
+    def sign(chain_id: str, body: dict[str, Any], at: datetime) -> dict[str, Any] | None:
+        """Sign the submission and the approval as the workflow records them."""
+        event, docket = body["event"], body["docket"]
+        if event["action"] not in ("submit", "approve"):
+            return None
+        actor = body["user"]["id"]
+        if event["action"] == "submit":
+            payload: dict[str, Any] = {"order": order}
+            docket["request"] = planned_submit["docket"]["request"]
+            docket["items"] = planned_submit["docket"]["items"]
+            event["reason"] = planned_submit["event"]["reason"]
+        else:
+            payload = {"reason": event.get("reason")}
+        signer = signers[actor]
+        command = sign_command(
+            signer, chain_id, event["action"], actor, payload, at - timedelta(seconds=1)
+        )
+        statement = parse_statement(command.statement)
+        return Signature(
+            statement=command.statement,
+            signature=command.signature,
+            nonce=statement.nonce,
+            key_fingerprint=signer.key_fingerprint,
+            ca_fingerprint=signer.certificate.ca_key.fingerprint,
+            credential_serial=signer.certificate.serial,
+            organization_id="mic",
+        ).entry()
+
+    return write_chains(directory, chains, sign)
 
 
 def ensure_log(entries: int) -> Path:
     """The cached signed N-entry log; returns its directory (segments/ and identities/)."""
     directory = VAR / f"signed-auditlog-{entries}"
-    done = directory / "COMPLETE"
-    if done.exists():
-        return directory
-    shutil.rmtree(directory, ignore_errors=True)
-    segments = directory / "segments"
-    segments.mkdir(parents=True)
-    identities = directory / "identities"
-    _identities(identities)
-    chains = max(1, entries // len(_template()))
-    half = chains // 2
-    say(f"  generating a signed {chains * len(_template()):,}-entry log ({chains:,} requests) ...")
-    t = time.perf_counter()
-    with ProcessPoolExecutor(2) as pool:
-        parts = [
-            (str(segments), str(identities), 0, half),
-            (str(segments), str(identities), half, chains),
-        ]
-        total = sum(pool.map(_write_part, parts))
-    elapsed = time.perf_counter() - t
-    say(f"  generated {total:,} entries in {elapsed:.0f} s ({total / elapsed:,.0f}/s)")
-    done.write_text(json.dumps({"entries": total, "seconds": elapsed}))
+    if not (directory / "COMPLETE").exists():
+        shutil.rmtree(directory, ignore_errors=True)
+        (directory / "segments").mkdir(parents=True)
+        identities = directory / "identities"
+        _identities(identities)
+        write_part = functools.partial(_write_part, str(identities))
+        generate_log(directory / "segments", entries, write_part, "signatures")
     return directory
 
 
