@@ -30,6 +30,7 @@ from temporalio.converter import (
     WorkflowSerializationContext,
 )
 from temporalio.worker import (
+    Interceptor,
     UnsandboxedWorkflowRunner,
     Worker,
     WorkflowInstance,
@@ -305,6 +306,7 @@ def build_worker(
     max_cached_workflows: int = 1000,
     sandboxed: bool = True,
     audit: AuditActivities | None = None,
+    interceptors: Sequence[Interceptor] = (),
 ) -> Worker:
     """The worker with Docket's workflows and activities.
 
@@ -314,7 +316,8 @@ def build_worker(
     `max_cached_workflows` bounds memory (about 0.5 MiB per cached run; requests beyond it are
     replayed from history when they wake). `sandboxed=False` saves ~25% worker CPU
     (docs/performance.md); determinism is then guarded by the replay tests alone. `audit`
-    replaces the audit activities (tests inject faults through it)."""
+    replaces the audit activities (tests inject faults through it); `interceptors` go to the
+    SDK's worker (tracing, or a test's hooks)."""
     remember_missing_modules()
     audit = audit or AuditActivities(writer)
     deployment = DeploymentActivities(reference, trust, trust_max_age=trust_max_age, client=client)
@@ -326,4 +329,5 @@ def build_worker(
         max_concurrent_activities=max_concurrent_activities,
         max_cached_workflows=max_cached_workflows,
         workflow_runner=workflow_runner(sandboxed=sandboxed, data_converter=client.data_converter),
+        interceptors=interceptors,
     )

@@ -33,35 +33,30 @@ from docket_harness import (
     actor,
     audit_entries,
     endpoints,
-    identities,
     issue,
     make_order,
+    running_worker,
     signer,
     wait_for,
 )
 from temporalio import activity, workflow
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import WorkflowHistory
+from temporalio.client import Client, WorkflowHistory
 from temporalio.worker import (
     HandleQueryInput,
     HandleUpdateInput,
     Interceptor,
-    Worker,
     WorkflowInboundInterceptor,
     WorkflowInterceptorClassInput,
 )
 
 from activities.audit import AuditActivities
-from activities.config import DeploymentActivities
 from activities.platform import PlatformActivities
-from audit.writer import AuditWriter
 from docket import client as docket
 from docket import temporal_names as names
 from docket.client import signed_submission
 from docket.models import Approve, Withdraw
 from docket.validation import workflow_id_for
-from docket.worker_setup import workflow_runner
-from workflows import AuthorityRequest
 
 QUEUE = "replay-determinism-test"
 
@@ -91,6 +86,15 @@ class SlowQueries(Interceptor):
         return _SlowQueryInbound
 
 
+async def query_until(stop: asyncio.Event, client: Client, rid: str) -> None:
+    """Ask for the request's status without a pause until `stop` is set (queries make the
+    worker answer between a task's activations, where the races of this module happen)."""
+    while not stop.is_set():
+        with contextlib.suppress(docket.DocketError):
+            await docket.status(client, rid)
+        await asyncio.sleep(0.005)
+
+
 async def test_local_writes_handed_over_late_replay_entry_for_entry(
     dev_stack: Stack, tmp_path: Path
 ) -> None:
@@ -103,51 +107,29 @@ async def test_local_writes_handed_over_late_replay_entry_for_entry(
     )
     request = signed_submission(order, signer(order.officer)).model_dump()
     rid = workflow_id_for(order.authority, order.reference)
-    platforms = PlatformActivities(
-        endpoints(dev_stack.sim, dev_stack.reference, dev_stack.worker_secrets)
-    )
-    writer = AuditWriter(tmp_path)
-    audit = SlowLocalWrites(writer)
-    # build_worker's worker, with slow queries and slow local writes
-    worker = Worker(
-        client,
-        task_queue=QUEUE,
-        workflows=[AuthorityRequest],
-        activities=[
-            *audit.activities(),
-            *platforms.activities(),
-            *DeploymentActivities(
-                lambda: dev_stack.reference, lambda: identities().trust, client=client
-            ).activities(),
-        ],
-        workflow_runner=workflow_runner(sandboxed=True),
-        interceptors=[SlowQueries()],
-    )
     stop = asyncio.Event()
-
-    async def query_non_stop() -> None:
-        while not stop.is_set():
-            with contextlib.suppress(docket.DocketError):
-                await docket.status(client, rid)
-            await asyncio.sleep(0.005)
-
-    try:
-        async with worker:
-            await client.start_workflow(names.WORKFLOW_NAME, request, id=rid, task_queue=QUEUE)
-            await wait_for(client, rid, state="pending_approval")
-            queries = [asyncio.create_task(query_non_stop()) for _ in range(3)]
-            try:
-                approve = Approve(actor=actor("tran.thi.binh"), reason="Checked")
-                await issue(client, rid, approve)
-                result = await asyncio.wait_for(docket.result(client, rid), 120)
-            finally:
-                stop.set()
-                await asyncio.gather(*queries)
-            timeline = await docket.timeline(client, rid)  # the worker replays the closed run
-            history = await client.get_workflow_handle(rid).fetch_history()
-    finally:
-        await platforms.aclose()
-        writer.close()
+    # build_worker's worker, with slow queries and slow local writes
+    async with running_worker(
+        client,
+        endpoints(dev_stack.sim, dev_stack.reference, dev_stack.worker_secrets),
+        tmp_path,
+        task_queue=QUEUE,
+        reference=dev_stack.reference,
+        audit_activities=SlowLocalWrites,
+        interceptors=[SlowQueries()],
+    ):
+        await client.start_workflow(names.WORKFLOW_NAME, request, id=rid, task_queue=QUEUE)
+        await wait_for(client, rid, state="pending_approval")
+        queries = [asyncio.create_task(query_until(stop, client, rid)) for _ in range(3)]
+        try:
+            approve = Approve(actor=actor("tran.thi.binh"), reason="Checked")
+            await issue(client, rid, approve)
+            result = await asyncio.wait_for(docket.result(client, rid), 120)
+        finally:
+            stop.set()
+            await asyncio.gather(*queries)
+        timeline = await docket.timeline(client, rid)  # the worker replays the closed run
+        history = await client.get_workflow_handle(rid).fetch_history()
 
     assert result.outcome == "complied"
     # the case this test is about happened (else it proves nothing: make queries slower)
@@ -226,22 +208,6 @@ async def test_a_command_sent_while_a_poll_is_in_flight_replays_in_the_same_orde
     every later replay (a `timeline` query, a worker restart), the request wedged. Now it is
     a timer, which history orders."""
     client = dev_stack.client
-    platforms = RacePolls(endpoints(dev_stack.sim, dev_stack.reference, dev_stack.worker_secrets))
-    writer = AuditWriter(tmp_path)
-    worker = Worker(
-        client,
-        task_queue=QUEUE,
-        workflows=[AuthorityRequest],
-        activities=[
-            *RaceBarrier(writer).activities(),
-            *platforms.activities(),
-            *DeploymentActivities(
-                lambda: dev_stack.reference, lambda: identities().trust, client=client
-            ).activities(),
-        ],
-        workflow_runner=workflow_runner(sandboxed=True),
-        interceptors=[RaceInterceptor()],
-    )
 
     async def attempt() -> tuple[str, WorkflowHistory, list[dict[str, Any]]]:
         """One request, withdrawn about when a poll is in flight (about half the time)."""
@@ -256,18 +222,11 @@ async def test_a_command_sent_while_a_poll_is_in_flight_replays_in_the_same_orde
         rid = workflow_id_for(order.authority, order.reference)
         request = signed_submission(order, signer(order.officer)).model_dump()
         stop = asyncio.Event()
-
-        async def query_non_stop() -> None:
-            while not stop.is_set():
-                with contextlib.suppress(docket.DocketError):
-                    await docket.status(client, rid)
-                await asyncio.sleep(0.005)
-
         await client.start_workflow(names.WORKFLOW_NAME, request, id=rid, task_queue=QUEUE)
         await wait_for(client, rid, state="pending_approval")
         await issue(client, rid, Approve(actor=actor("tran.thi.binh"), reason="Checked"))
         await wait_for(client, rid, state="awaiting_ack")
-        queries = [asyncio.create_task(query_non_stop()) for _ in range(3)]
+        queries = [asyncio.create_task(query_until(stop, client, rid)) for _ in range(3)]
         try:
             # The old barrier failed most often when the command came in just as a poll was
             # scheduled, a timing no hook controls: this lands there about half the time.
@@ -282,16 +241,20 @@ async def test_a_command_sent_while_a_poll_is_in_flight_replays_in_the_same_orde
         return rid, history, timeline
 
     raced: list[tuple[str, WorkflowHistory, list[dict[str, Any]]]] = []
-    try:
-        async with worker:
-            for _ in range(8):  # until one command raced a poll (P(none in 8) < 0.1 %)
-                rid, history, timeline = await attempt()
-                if withdraw_arrived_during_a_poll(history):
-                    raced.append((rid, history, timeline))
-                    break
-    finally:
-        await platforms.aclose()
-        writer.close()
+    async with running_worker(
+        client,
+        RacePolls(endpoints(dev_stack.sim, dev_stack.reference, dev_stack.worker_secrets)),
+        tmp_path,
+        task_queue=QUEUE,
+        reference=dev_stack.reference,
+        audit_activities=RaceBarrier,
+        interceptors=[RaceInterceptor()],
+    ):
+        for _ in range(8):  # until one command raced a poll (P(none in 8) < 0.1 %)
+            rid, history, timeline = await attempt()
+            if withdraw_arrived_during_a_poll(history):
+                raced.append((rid, history, timeline))
+                break
 
     assert raced, "no command raced a poll: the test proved nothing"
     rid, history, timeline = raced[0]
